@@ -1,0 +1,174 @@
+"""The Recommender interface every model implements.
+
+A model is a keyword-only dataclass: its fields are its hyperparameters (defaults from its paper,
+cited next to them), learned state lives in attributes ending in ``_``. ``fit`` learns from a
+training ``Interactions``; ``score`` returns scores over all items and ``score_items`` over a
+candidate set. The evaluator owns masking, top-K and metrics; models only score.
+
+Saving writes ``config.json`` (model name + hyperparameters + small state) and
+``state.safetensors`` (arrays and module weights): no pickle, so a saved model is safe to load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+
+from ncflab.data.interactions import Interactions
+
+__all__ = ["FitOptions", "Recommender"]
+
+# A validation callback: given the model being trained, returns {"HR@10": ..., ...}.
+Validator = Callable[["Recommender"], dict[str, float]]
+
+
+@dataclass(kw_only=True)
+class FitOptions:
+    """Runtime options for ``fit``: how to train, not what the model is.
+
+    Attributes:
+        validate: callback computing validation metrics of the current model, or None.
+        monitor: metric of ``validate`` to early-stop on (higher is better).
+        patience: epochs without improvement before stopping; the best epoch is restored.
+        eval_every: validate every this many epochs.
+        device: "cpu", "cuda", or "auto" (CUDA when available).
+        checkpoint_dir: where the training loop writes the best state, or None.
+        progress: show a progress bar (CLI only; the library logs).
+        on_epoch: called with each epoch's record (epoch, loss, metrics, seconds).
+    """
+
+    validate: Validator | None = None
+    monitor: str = "NDCG@10"
+    patience: int = 5
+    eval_every: int = 1
+    device: str = "auto"
+    checkpoint_dir: Path | None = None
+    progress: bool = False
+    on_epoch: Callable[[dict], None] | None = None
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+@dataclass(kw_only=True)
+class Recommender:
+    """Base class of all models. Subclasses add hyperparameter fields and implement
+    ``fit`` and ``score``; pairwise or candidate-only models override ``score_items``."""
+
+    name: ClassVar[str] = "base"
+    seed: int = 0
+
+    # --------------------------------------------------------------- learning
+    def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
+        """Learn from ``train``; returns self. Sets ``n_users_`` and ``n_items_``."""
+        raise NotImplementedError
+
+    def score(self, users: np.ndarray) -> torch.Tensor:
+        """(B, n_items) float32 CPU scores of every item for each user index (higher = better)."""
+        raise NotImplementedError
+
+    def score_items(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
+        """(B, C) float32 CPU scores of candidate ``items`` (B, C) for ``users`` (B,)."""
+        full = self.score(users)
+        return torch.gather(full, 1, torch.as_tensor(items, dtype=torch.long))
+
+    # ------------------------------------------------------------- parameters
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as a plain dict (the dataclass fields)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def clone(self, **overrides: Any) -> Self:
+        """A fresh, unfitted model with the same hyperparameters, some overridden."""
+        return type(self)(**{**self.get_params(), **overrides})
+
+    def check_fitted(self) -> None:
+        if not hasattr(self, "n_items_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+
+    # ----------------------------------------------------------- persistence
+    def state_arrays(self) -> dict[str, torch.Tensor]:
+        """Learned tensors to save. Default: every ``*_`` ndarray/tensor attribute and the
+        ``state_dict`` of every ``*_`` ``nn.Module`` attribute (keys prefixed ``attr.``)."""
+        out: dict[str, torch.Tensor] = {}
+        for key, value in vars(self).items():
+            if not key.endswith("_"):
+                continue
+            if isinstance(value, torch.nn.Module):
+                for k, v in value.state_dict().items():
+                    out[f"{key}.{k}"] = v.detach().cpu().contiguous()
+            elif isinstance(value, torch.Tensor):
+                out[key] = value.detach().cpu().contiguous()
+            elif isinstance(value, np.ndarray):
+                out[key] = torch.from_numpy(np.ascontiguousarray(value))
+        return out
+
+    def state_scalars(self) -> dict[str, Any]:
+        """Learned JSON-able values (ints, floats, strings, lists) ending in ``_``."""
+        return {
+            k: v
+            for k, v in vars(self).items()
+            if k.endswith("_") and isinstance(v, int | float | str | bool | list)
+        }
+
+    def build(self, n_users: int, n_items: int) -> None:
+        """Create empty learned structures (e.g. an nn.Module) before weights are loaded.
+        Models that keep an nn.Module override this and call it from ``fit`` too."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.json`` and ``state.safetensors`` into directory ``path``."""
+        from safetensors.torch import save_file
+
+        self.check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = {"model": self.name, "params": self.get_params(), "state": self.state_scalars()}
+        (path / "config.json").write_text(json.dumps(config, indent=2, default=str))
+        save_file(self.state_arrays(), str(path / "state.safetensors"))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model written by ``save``; the class comes from the registry by name."""
+        from safetensors.torch import load_file
+
+        from ncflab.models import MODELS
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"no saved model at {path} (expected {path / 'config.json'})")
+        config = json.loads((path / "config.json").read_text())
+        name = config["model"]
+        if name not in MODELS:
+            raise KeyError(f"saved model {name!r} is not in the registry {sorted(MODELS)}")
+        model = MODELS[name](**config["params"])
+        state = config.get("state", {})
+        for k, v in state.items():
+            setattr(model, k, v)
+        model.build(state["n_users_"], state["n_items_"])
+        arrays = load_file(str(path / "state.safetensors"))
+        model.load_arrays(arrays)
+        return model
+
+    def load_arrays(self, arrays: dict[str, torch.Tensor]) -> None:
+        """Inverse of ``state_arrays``: module weights into their modules, the rest as
+        attributes (numpy arrays where the model stored numpy)."""
+        modules: dict[str, dict[str, torch.Tensor]] = {}
+        for key, value in arrays.items():
+            attr, _, rest = key.partition(".")
+            if rest:
+                modules.setdefault(attr, {})[rest] = value
+            else:
+                setattr(self, attr, value.numpy() if self.arrays_as_numpy else value)
+        for attr, sd in modules.items():
+            getattr(self, attr).load_state_dict(sd)
+
+    arrays_as_numpy: ClassVar[bool] = True
