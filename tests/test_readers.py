@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ncflab.data.readers import (
+    DataFormatError,
+    read_amazon,
+    read_movielens,
+    read_ncf_negatives,
+    read_ncf_rating,
+    read_table,
+)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------------------------ formats
+def test_movielens_formats_give_the_same_tidy_frame(tmp_path: Path) -> None:
+    rows = [(1, 10, 4.0, 100), (2, 20, 3.5, 200)]
+    files = [
+        _write(tmp_path, "u.data", "".join(f"{u}\t{i}\t{r:g}\t{t}\n" for u, i, r, t in rows)),
+        _write(tmp_path, "ratings.dat", "".join(f"{u}::{i}::{r:g}::{t}\n" for u, i, r, t in rows)),
+        _write(
+            tmp_path,
+            "ratings.csv",
+            "userId,movieId,rating,timestamp\n"
+            + "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in rows),
+        ),
+    ]
+    for path in files:
+        frame = read_movielens(path)
+        assert list(frame.columns) == ["user", "item", "rating", "timestamp"]
+        assert frame["user"].dtype == np.int64 and frame["item"].dtype == np.int64
+        assert frame["rating"].dtype == np.float32 and frame["timestamp"].dtype == np.int64
+        assert frame.to_numpy().tolist() == [list(r) for r in rows]
+    # a directory is searched for the ratings file
+    assert len(read_movielens(tmp_path)) == 2
+
+
+def test_gzipped_double_colon_file(tmp_path: Path) -> None:
+    path = tmp_path / "ratings.dat.gz"
+    path.write_bytes(gzip.compress(b"1::2::5::9\n3::4::1::8\n"))
+    assert read_movielens(path)["item"].tolist() == [2, 4]
+
+
+def test_amazon_csv_keeps_string_ids_and_pruned_file_keeps_ints(tmp_path: Path) -> None:
+    csv = _write(tmp_path, "ratings_X.csv", "A1,0001234567,5.0,100\nA2,B0001,4.0,200\n")
+    frame = read_amazon(csv)
+    assert frame["item"].tolist() == ["0001234567", "B0001"]  # leading zeros survive
+    assert frame["rating"].tolist() == [5.0, 4.0]
+    pruned = _write(tmp_path, "pruned.txt", "0 0 5.0 1158019200\n1 0 3.0 959385600\n")
+    frame = read_amazon(pruned)
+    assert frame["user"].dtype == np.int64 and frame["timestamp"].tolist()[1] == 959385600
+
+
+def test_ncf_files(tmp_path: Path) -> None:
+    rating = _write(tmp_path, "x.test.rating", "0\t25\t5\t978824351\n1\t133\t3\t978300174\n")
+    assert read_ncf_rating(rating)["item"].tolist() == [25, 133]
+    neg = _write(tmp_path, "x.test.negative", "(0,25)\t1\t2\t3\n(1,133)\t4\t5\t6\n")
+    frame = read_ncf_negatives(neg)
+    assert list(frame.columns) == ["user", "item", "neg_0", "neg_1", "neg_2"]
+    assert frame.to_numpy().tolist() == [[0, 25, 1, 2, 3], [1, 133, 4, 5, 6]]
+
+
+def test_read_table_mapping_separator_and_parquet(tmp_path: Path) -> None:
+    csv = _write(tmp_path, "t.csv", "userId,movieId,extra\n1,7,x\n2,8,y\n")
+    frame = read_table(csv, columns={"user": "userId", "item": "movieId"})
+    assert list(frame.columns) == ["user", "item"] and frame["item"].tolist() == [7, 8]
+    tsv = _write(tmp_path, "t.txt", "user\titem\trating\n1\t7\t2.5\n")
+    assert read_table(tsv)["rating"].tolist() == [2.5]
+    headless = _write(tmp_path, "h.txt", "5;9\n6;9\n")
+    frame = read_table(headless, columns={"user": "0", "item": "1"}, header=False)
+    assert frame["user"].tolist() == [5, 6]
+    pq = tmp_path / "t.parquet"
+    pd.DataFrame({"u": ["a", "b"], "i": [1, 2], "timestamp": [3, 4]}).to_parquet(pq)
+    frame = read_table(pq, columns={"user": "u", "item": "i", "timestamp": "timestamp"})
+    assert frame["user"].tolist() == ["a", "b"] and frame["timestamp"].dtype == np.int64
+
+
+def test_blank_lines_are_skipped_and_ids_stay_integers(tmp_path: Path) -> None:
+    path = _write(tmp_path, "ratings.dat", "1::2::3::4\n\n1::3::3::5\n")
+    frame = read_movielens(path)
+    assert frame["user"].dtype == np.int64 and frame["item"].tolist() == [2, 3]
+
+
+# ------------------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("name", "text", "pattern"),
+    [
+        ("ratings.dat", "1::2::3::4\n1::2::3::4::5\n", r"line 2 has 5 fields, expected 4"),
+        ("ratings.dat", "1::2::3::4\n1::2::3\n", r"line 2: missing field"),
+        ("ratings.dat", "1::2::3::4\n1::2::x::4\n", r"line 2: rating 'x' is not a number"),
+        ("ratings.dat", "1::2::3::4\n1::2::3::4.5\n", r"line 2: timestamp 4.5 is not an integer"),
+        ("ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,2,,4\n", r"line 3: missing"),
+        ("ratings.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,2,bad,4\n", r"line 3: rat"),
+        ("ratings.dat", "", r"is empty"),
+        ("ratings.dat", "\n\n", r"is empty"),
+        ("u.data", "1\t2\t3\n", r"line 1: 3 fields, expected 4"),
+    ],
+)
+def test_reader_errors_name_file_line_and_value(
+    tmp_path: Path, name: str, text: str, pattern: str
+) -> None:
+    path = _write(tmp_path, name, text)
+    with pytest.raises(DataFormatError, match=pattern) as info:
+        read_movielens(path)
+    assert str(path) in str(info.value)
+
+
+def test_other_reader_errors(tmp_path: Path) -> None:
+    neg = _write(tmp_path, "x.test.negative", "(0,25)\t1\t2\n0,26\t3\t4\n")
+    with pytest.raises(DataFormatError, match=r"line 2: first field '0,26'"):
+        read_ncf_negatives(neg)
+    neg = _write(tmp_path, "y.test.negative", "(0,25)\t1\t2\n(1,26)\t3\tz\n")
+    with pytest.raises(DataFormatError, match=r"line 2: negative item id 'z'"):
+        read_ncf_negatives(neg)
+    csv = _write(tmp_path, "t.csv", "userId,movieId\n1,2\n")
+    with pytest.raises(DataFormatError, match=r"missing column\(s\) \['uid'\].*userId"):
+        read_table(csv, columns={"user": "uid", "item": "movieId"})
+    with pytest.raises(DataFormatError, match=r"missing column\(s\) \['user', 'item'\]"):
+        read_table(csv)
+    with pytest.raises(ValueError, match="unknown target column"):
+        read_table(csv, columns={"user": "userId", "item": "movieId", "score": "x"})
+    with pytest.raises(FileNotFoundError, match="no such data file"):
+        read_ncf_rating(tmp_path / "absent.rating")
