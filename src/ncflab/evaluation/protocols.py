@@ -1,0 +1,275 @@
+"""Evaluation protocols: full ranking over all items, or ranking among sampled candidates.
+
+The evaluator owns masking, ranking and metrics; models only score. Users are evaluated in
+batches (``batch_size`` users at a time) so that at most (batch_size, n_items) scores exist at
+once — ML-20M's 138k × 27k score matrix is never materialised.
+
+- **full**: ``model.score(users)`` gives (B, n_items) scores; each user's relevant items are its
+  records in the evaluated part, and the items it already interacted with are masked (removed
+  from the ranking). For ``part="test"`` the masked items are train ∪ valid; for ``part="valid"``
+  they are train only — the test items stay unseen and compete as ordinary items, because test
+  must not be touched (not even to hide it) before the final evaluation, and a validation score
+  that depended on test would leak it into early stopping and tuning. A relevant item is never
+  masked, even if the user also has it in train (repeat consumption).
+- **sampled**: the candidates of a user are its held-out items of that part plus its row of
+  ``split.negatives`` (He et al. 2017 §4.1: the test item among 99 sampled negatives), scored with
+  ``model.score_items(users, items)`` as (B, C). Nothing is masked: negatives already exclude every
+  positive; a negative that equals a relevant item (possible with published negative files) is
+  dropped so the item does not compete with itself.
+
+Metrics and the pessimistic tie rule are defined in :mod:`ncflab.evaluation.metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from ncflab.data.interactions import Interactions
+from ncflab.data.splits import Split
+from ncflab.evaluation.metrics import (
+    Ranked,
+    check_finite,
+    check_ks,
+    check_metrics,
+    compute_metrics,
+    rank_relevant,
+)
+
+__all__ = ["EvalResult", "evaluate", "make_validator"]
+
+log = logging.getLogger(__name__)
+
+PARTS = ("test", "valid")
+PROTOCOLS = ("full", "sampled")
+_NEG_INF = float("-inf")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The outcome of one evaluation.
+
+    Attributes:
+        means: {"HR@10": mean over evaluated users, …}; AUC's mean skips NaN.
+        per_user: one row per evaluated user: a ``user`` column (user index) and one column
+            per metric key, in the order of ``means``.
+        n_users: number of evaluated users (those with ≥ 1 record in ``part``).
+        protocol: "full" or "sampled".
+        part: "test" or "valid".
+        ks: the cut-offs used.
+        seconds: wall time of the evaluation.
+    """
+
+    means: dict[str, float]
+    per_user: pd.DataFrame
+    n_users: int
+    protocol: str
+    part: str
+    ks: tuple[int, ...]
+    seconds: float = 0.0
+
+
+def evaluate(
+    model: object,
+    split: Split,
+    *,
+    part: str = "test",
+    protocol: str = "full",
+    ks: int | Iterable[int] = (10,),
+    metrics: Iterable[str] | None = None,
+    batch_size: int = 1024,
+) -> EvalResult:
+    """Evaluate ``model`` on one part of ``split`` (see the module docstring for the protocols).
+
+    Args:
+        model: anything with ``score(users) -> (B, n_items)`` (full) or
+            ``score_items(users, items) -> (B, C)`` (sampled), returning torch tensors or numpy.
+        split: the split; ``split.negatives`` is required for ``protocol="sampled"``.
+        part: "test" or "valid".
+        protocol: "full" or "sampled".
+        ks: positive integer cut-offs.
+        metrics: names from ``ncflab.evaluation.metrics.METRICS``; None means all of them.
+        batch_size: users scored at once (memory is about batch_size × n_items scores).
+    """
+    t0 = time.perf_counter()
+    held = _check_request(split, part, protocol, batch_size)
+    ks, names = check_ks(ks), check_metrics(metrics)
+    rel_csr = held.csr("binary")
+    users = np.flatnonzero(np.diff(rel_csr.indptr) > 0)
+    mask_csr = _mask_csr(split, part) if protocol == "full" else None
+    columns: dict[str, list[np.ndarray]] = {}
+    with torch.no_grad():
+        for start in range(0, len(users), batch_size):
+            batch = users[start : start + batch_size]
+            if protocol == "full":
+                ranked = _full_batch(model, batch, rel_csr, mask_csr, split.n_items)
+            else:
+                ranked = _sampled_batch(model, batch, rel_csr, split.negatives)
+            for key, value in compute_metrics(ranked, ks, names).items():
+                columns.setdefault(key, []).append(value.cpu().numpy())
+    per_user = pd.DataFrame({"user": users, **{k: np.concatenate(v) for k, v in columns.items()}})
+    means = {key: float(per_user[key].mean()) for key in columns}
+    seconds = time.perf_counter() - t0
+    log.info(
+        "%s %s evaluation of %s: %d users in %.2fs: %s",
+        protocol,
+        part,
+        type(model).__name__,
+        len(users),
+        seconds,
+        means,
+    )
+    return EvalResult(means, per_user, len(users), protocol, part, ks, seconds)
+
+
+def make_validator(
+    split: Split,
+    *,
+    protocol: str,
+    ks: int | Iterable[int],
+    metrics: Iterable[str] | None = None,
+    batch_size: int = 1024,
+) -> Callable[[object], dict[str, float]]:
+    """A callback for ``FitOptions.validate``: ``model -> evaluate(part="valid").means``.
+
+    The arguments are checked now, so a split without validation part (or without negatives for
+    the sampled protocol) fails before training starts rather than after the first epoch.
+    """
+    _check_request(split, "valid", protocol, batch_size)
+    ks, names = check_ks(ks), check_metrics(metrics)
+
+    def validate(model: object) -> dict[str, float]:
+        result = evaluate(
+            model,
+            split,
+            part="valid",
+            protocol=protocol,
+            ks=ks,
+            metrics=names,
+            batch_size=batch_size,
+        )
+        return result.means
+
+    return validate
+
+
+# ------------------------------------------------------------------------------ checks
+def _check_request(split: Split, part: str, protocol: str, batch_size: int) -> Interactions:
+    """The evaluated part's records, after checking the request; ValueError otherwise."""
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; expected one of {list(PARTS)}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
+    held = split.test if part == "test" else split.valid
+    if held is None or len(held) == 0:
+        raise ValueError(f"the split has no {part} records to evaluate on")
+    if protocol == "sampled":
+        negatives = split.negatives
+        if negatives is None:
+            raise ValueError(
+                "protocol='sampled' needs split.negatives, and this split has none; use "
+                "ncflab.data.splits.with_negatives(split, n_neg, seed) or protocol='full'"
+            )
+        if negatives.ndim != 2 or negatives.shape[0] != split.n_users:
+            raise ValueError(
+                f"split.negatives has shape {negatives.shape}; expected ({split.n_users}, n_neg)"
+            )
+    return held
+
+
+def _mask_csr(split: Split, part: str) -> sp.csr_matrix:
+    """(n_users, n_items) CSR of the items masked in full ranking of ``part``."""
+    mask = split.train.csr("binary")
+    if part == "test" and split.valid is not None and len(split.valid):
+        mask = (mask + split.valid.csr("binary")).tocsr()
+    return mask
+
+
+def _scores(model: object, method: str, shape: tuple[int, int], *args: np.ndarray) -> torch.Tensor:
+    """Call ``model.<method>(*args)``; check the shape and finiteness of the (B, C) result."""
+    out = getattr(model, method)(*args)
+    out = torch.as_tensor(out).detach()
+    if not out.is_floating_point():
+        out = out.to(torch.float64)
+    what = f"{type(model).__name__}.{method}"
+    if tuple(out.shape) != shape:
+        raise ValueError(f"{what} returned scores of shape {tuple(out.shape)}; expected {shape}")
+    check_finite(out, what)
+    return out
+
+
+# ------------------------------------------------------------------------------ batches
+def _rows(csr: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stored entries of ``users``' rows: (batch row, column) pairs and the row lengths."""
+    starts, lens = csr.indptr[users], np.diff(csr.indptr)[users]
+    offsets = np.cumsum(lens) - lens
+    local = np.arange(int(lens.sum())) - np.repeat(offsets, lens)
+    cols = csr.indices[np.repeat(starts, lens) + local].astype(np.int64)
+    return np.repeat(np.arange(len(users)), lens), cols, lens
+
+
+def _padded(csr: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, R) item indices of each user's row, padded with item 0, and the (B, R) valid mask."""
+    rows, cols, lens = _rows(csr, users)
+    width = int(lens.max())
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(lens) - lens, lens)
+    items = np.zeros((len(users), width), np.int64)
+    items[rows, slot] = cols
+    return items, np.arange(width) < lens[:, None]
+
+
+def _full_batch(
+    model: object,
+    users: np.ndarray,
+    rel_csr: sp.csr_matrix,
+    mask_csr: sp.csr_matrix,
+    n_items: int,
+) -> Ranked:
+    """Rank every unmasked item for ``users`` (B,): relevant = their items in the part."""
+    scores = _scores(model, "score", (len(users), n_items), users)
+    rel_items, rel_valid = _padded(rel_csr, users)
+    dev = scores.device
+    rel_scores = torch.gather(scores, 1, torch.from_numpy(rel_items).to(dev))
+    other = scores.clone()
+    # Masked items first, then the relevant ones: both become non-candidates among the others.
+    for csr in (mask_csr, rel_csr):
+        rows, cols, _ = _rows(csr, users)
+        other[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)] = _NEG_INF
+    return rank_relevant(rel_scores, torch.from_numpy(rel_valid).to(dev), other)
+
+
+def _sampled_batch(
+    model: object, users: np.ndarray, rel_csr: sp.csr_matrix, negatives: np.ndarray
+) -> Ranked:
+    """Rank each user's held-out items among its sampled negatives (no masking)."""
+    negs = np.asarray(negatives[users], np.int64)
+    if (negs < 0).any():
+        bad = users[(negs < 0).any(axis=1)]
+        raise ValueError(
+            f"{len(bad)} evaluated users have no sampled negatives (rows of -1), e.g. user "
+            f"index {int(bad[0])}; draw negatives for every user with a held-out record"
+        )
+    n_items = rel_csr.shape[1]
+    if negs.max() >= n_items:
+        raise ValueError(f"split.negatives holds item index {int(negs.max())} ≥ n_items={n_items}")
+    rel_items, rel_valid = _padded(rel_csr, users)
+    candidates = np.concatenate([rel_items, negs], axis=1)
+    scores = _scores(model, "score_items", candidates.shape, users, candidates)
+    width, dev = rel_items.shape[1], scores.device
+    other = scores[:, width:].clone()
+    keys = users[:, None] * n_items
+    dup = np.isin(keys + negs, (keys + rel_items)[rel_valid])
+    if dup.any():
+        log.warning("dropping %d sampled negatives that are relevant items", int(dup.sum()))
+        other[torch.from_numpy(dup).to(dev)] = _NEG_INF
+    rel_valid_t = torch.from_numpy(rel_valid).to(dev)
+    return rank_relevant(scores[:, :width], rel_valid_t, other)
