@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ncflab.data import datasets, filters
+from ncflab.data import _fetch, datasets, filters
 from ncflab.data.datasets import (
     DATASETS,
     DatasetNotFoundError,
@@ -34,7 +34,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def offline(*args: object, **kwargs: object) -> str:
         raise ConnectionError("no network in tests")
 
-    monkeypatch.setattr(datasets.pooch, "retrieve", offline)
+    monkeypatch.setattr(_fetch.pooch, "retrieve", offline)
     return cache
 
 
@@ -79,6 +79,21 @@ def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert is_available("ml-100k", arg) and not is_available("ml-1m", arg)
 
 
+def test_flat_layout_only_for_names_that_identify_one_dataset(tmp_path: Path) -> None:
+    flat = _fetch.flat_names(DATASETS.values())
+    assert {"u.data", "ml-1m.zip", "ml-1m.train.rating", "ratings_Books.csv"} <= flat
+    assert not {"ratings.dat", "ratings.csv", "train.csv", "vali.csv", "test.csv"} & flat
+    _put(tmp_path, "ratings.dat", "1::2::3::4\n")  # ml-1m's name, but ml-10m's too
+    for name in ("train.csv", "vali.csv", "test.csv"):  # any project's split, not only JCA's
+        _put(tmp_path, name, "userId,movieId\n1,1\n")
+    assert not is_available("ml-1m", tmp_path) and not is_available("ml-10m", tmp_path)
+    assert not is_available("jca-ml-1m", tmp_path)
+    with pytest.raises(DatasetNotFoundError):
+        load_split_files("jca-ml-1m", data_dir=tmp_path, download=False)
+    _put(tmp_path / "ml-1m", "ratings.dat", "1::2::3::4\n")  # under its dataset's name: found
+    assert is_available("ml-1m", tmp_path) and not is_available("ml-10m", tmp_path)
+
+
 def test_missing_file_error_names_file_dirs_url_and_remedy(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError) as info:
         load_dataset("ml-1m", data_dir=tmp_path, download=False)
@@ -86,7 +101,6 @@ def test_missing_file_error_names_file_dirs_url_and_remedy(tmp_path: Path) -> No
     for part in (
         "'ratings.dat'",
         str(tmp_path / "ml-1m" / "ratings.dat"),
-        str(tmp_path / "ratings.dat"),
         str(datasets.cache_dir() / "ml-1m" / "ratings.dat"),
         "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
         "download=False",
@@ -94,6 +108,7 @@ def test_missing_file_error_names_file_dirs_url_and_remedy(tmp_path: Path) -> No
         "NCFLAB_DATA_DIR",
     ):
         assert part in msg
+    assert str(tmp_path / "ratings.dat") not in msg  # shared by ml-1m and ml-10m: never flat
 
 
 def test_failed_download_is_one_clear_error(tmp_path: Path) -> None:
@@ -137,10 +152,10 @@ def test_download_passes_the_pinned_hash_and_logs_unpinned_ones(
             return str(_zip(Path(path) / fname, "ml-1m/ratings.dat", "1::2::3::4\n"))
         return str(_put(Path(path), fname, "A1,B1,5.0,10\n"))
 
-    monkeypatch.setattr(datasets.pooch, "retrieve", fake_retrieve)
+    monkeypatch.setattr(_fetch.pooch, "retrieve", fake_retrieve)
     assert len(load_frame("ml-1m")) == 1
     assert calls[-1] == (DATASETS["ml-1m"].archive_url, DATASETS["ml-1m"].archive_hash)
-    with caplog.at_level(logging.WARNING, logger="ncflab.data.datasets"):
+    with caplog.at_level(logging.WARNING, logger="ncflab.data._fetch"):
         assert load_frame("amazon-movies-tv")["item"].tolist() == ["B1"]
     assert calls[-1][1] is None and "sha256 of the download" in caplog.text
 

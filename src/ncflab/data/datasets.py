@@ -1,29 +1,21 @@
-"""Named datasets: where their files are found or downloaded from, with checksums, and readers.
+"""Named datasets: the table of their files, sources and checksums, and loading them.
 
-A file is looked for, in order, in ``data_dir`` (the argument, ``--data-dir`` on the command
-line), then ``$NCFLAB_DATA_DIR`` — as ``<dir>/<dataset>/<file>`` and then ``<dir>/<file>`` in
-each — then in the cache (``$NCFLAB_CACHE_DIR`` or ``platformdirs.user_cache_dir("ncflab")``,
-as ``<cache>/<dataset>/<file>``). A MovieLens archive (e.g. ``ml-1m.zip``) found in those places
-is unpacked into the cache. Otherwise the file is downloaded with pooch and checked against the
-pinned checksum; where none is pinned the spec's ``hash_note`` says why, and the SHA-256 of what
-was downloaded is logged so it can be recorded. A file that cannot be found or fetched raises
-:class:`DatasetNotFoundError`, naming every place searched and what to do.
+Finding files (``data_dir``, ``$NCFLAB_DATA_DIR``, the cache; ``<dir>/<dataset>/<file>``, and
+``<dir>/<file>`` only for names that identify one dataset), unpacking archives and checked
+downloads live in :mod:`ncflab.data._fetch`; ``DatasetNotFoundError`` and ``cache_dir`` are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import platformdirs
-import pooch
 
+from ncflab.data._fetch import DatasetNotFoundError, cache_dir, fetch, find, flat_names
 from ncflab.data.interactions import Interactions
 from ncflab.data.readers import (
     read_amazon,
@@ -33,28 +25,12 @@ from ncflab.data.readers import (
     read_table,
 )
 
-__all__ = [
-    "DATASETS",
-    "DataFile",
-    "DatasetNotFoundError",
-    "DatasetSpec",
-    "cache_dir",
-    "dataset_paths",
-    "describe",
-    "get_spec",
-    "is_available",
-    "load_dataset",
-    "load_frame",
-    "load_split_files",
-]
-
-log = logging.getLogger(__name__)
+__all__ = [  # cache_dir, DatasetNotFoundError: re-exported from ncflab.data._fetch
+    "DATASETS", "DataFile", "DatasetNotFoundError", "DatasetSpec", "cache_dir", "dataset_paths",
+    "describe", "get_spec", "is_available", "load_dataset", "load_frame", "load_split_files",
+]  # fmt: skip
 
 Reader = Callable[[Path], pd.DataFrame]
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset file is neither present locally nor downloadable (offline, failed, bad hash)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +116,8 @@ _DMF = (
     "https://raw.githubusercontent.com/MaurizioFD/RecSys2019_DeepLearning_Evaluation/"
     "f5618c65573c5b220713775bdd56971663de9828/Conferences/IJCAI/DMF_original/data_www/"
 )
+_DMF_FILE = "Amazon_ratings_Digital_Music_pruned.txt"
+_DMF_SHA256 = "sha256:db0a9f971d8106f179e57ad0087e6a524be38cc1bceed01ce31f9ca452ef6c8e"
 _NCF = (
     "https://raw.githubusercontent.com/hexiangnan/neural_collaborative_filtering/"
     "4aab159e81c44b062c091bdaed0ab54ac632371f/Data/"
@@ -196,15 +174,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "amazon-digital-music": DatasetSpec(
         "amazon-digital-music",
         "Amazon Digital Music as pruned by DMF (Xue et al. 2017): 46,468 ratings, 844 x 18,813",
-        (
-            DataFile(
-                "ratings",
-                "Amazon_ratings_Digital_Music_pruned.txt",
-                read_amazon,
-                _DMF + "Amazon_ratings_Digital_Music_pruned.txt",
-                "sha256:db0a9f971d8106f179e57ad0087e6a524be38cc1bceed01ce31f9ca452ef6c8e",
-            ),
-        ),
+        (DataFile("ratings", _DMF_FILE, read_amazon, _DMF + _DMF_FILE, _DMF_SHA256),),
     ),
     **{name: _amazon(name, cat) for name, cat in _AMAZON_CATEGORIES.items()},
     "ncf-ml-1m": _ncf("ncf-ml-1m", "ml-1m", "NCF's ML-1M split (He et al. 2017): LOO, 99 negs"),
@@ -232,30 +202,15 @@ def get_spec(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
-def cache_dir() -> Path:
-    """Where downloads are kept: ``$NCFLAB_CACHE_DIR`` or the platform's user cache."""
-    return Path(os.environ.get("NCFLAB_CACHE_DIR") or platformdirs.user_cache_dir("ncflab"))
-
-
-def _roots(data_dir: str | Path | None) -> list[Path]:
-    """The user's data folders in search order: the argument, then $NCFLAB_DATA_DIR."""
-    roots = [data_dir, os.environ.get("NCFLAB_DATA_DIR")]
-    return [Path(r).expanduser() for r in roots if r]
-
-
-def _candidates(spec: DatasetSpec, file: str, data_dir: str | Path | None) -> list[Path]:
-    paths = [p for root in _roots(data_dir) for p in (root / spec.name / file, root / file)]
-    return paths + [cache_dir() / spec.name / file]
-
-
-def _find(spec: DatasetSpec, file: str, data_dir: str | Path | None) -> Path | None:
-    return next((p for p in _candidates(spec, file, data_dir) if p.is_file()), None)
+def _flat() -> frozenset[str]:
+    # Computed per call: DATASETS is a plain dict that callers (and tests) may extend.
+    return flat_names(DATASETS.values())
 
 
 def is_available(name: str, data_dir: str | Path | None = None) -> bool:
     """Whether every file of ``name`` is present locally (no download is tried)."""
-    spec = get_spec(name)
-    return all(_find(spec, f.name, data_dir) is not None for f in spec.files)
+    spec, flat = get_spec(name), _flat()
+    return all(find(spec, f.name, data_dir, flat) is not None for f in spec.files)
 
 
 def dataset_paths(
@@ -266,93 +221,12 @@ def dataset_paths(
     Raises:
         KeyError: unknown name. DatasetNotFoundError: a file is missing and cannot be fetched.
     """
-    spec = get_spec(name)
+    spec, flat = get_spec(name), _flat()
     paths = {}
     for file in spec.files:
-        found = _find(spec, file.name, data_dir)
-        if found is None:
-            found = _fetch(spec, file, data_dir, download)
-        paths[file.role] = found
+        found = find(spec, file.name, data_dir, flat)
+        paths[file.role] = found or fetch(spec, file, data_dir, download, flat)
     return paths
-
-
-def _archive_candidates(spec: DatasetSpec, data_dir: str | Path | None) -> list[Path]:
-    name = spec.archive_name or ""
-    return _candidates(spec, name, data_dir) + [cache_dir() / "downloads" / name]
-
-
-def _fetch(spec: DatasetSpec, file: DataFile, data_dir: str | Path | None, download: bool) -> Path:
-    """Unpack ``file`` from a local archive, or download it; raise a helpful error otherwise."""
-    target = cache_dir() / spec.name / file.name
-    url = spec.archive_url or file.url
-    if spec.archive_url is not None:
-        local = [p for p in _archive_candidates(spec, data_dir) if p.is_file()]
-        if local:
-            _verify(local[0], spec.archive_hash)
-            return _unzip(spec, file, local[0], target)
-    if not download:
-        raise _not_found(spec, file, data_dir, "downloads are disabled (download=False)")
-    try:
-        if spec.archive_url is not None:
-            path = _download(url, spec.archive_hash, cache_dir() / "downloads")
-            return _unzip(spec, file, path, target)
-        return _download(url, file.known_hash, target.parent)
-    except Exception as err:  # offline, HTTP error, checksum mismatch, bad archive: one message
-        reason = f"downloading {url} failed: {type(err).__name__}: {err}"
-        raise _not_found(spec, file, data_dir, reason) from err
-
-
-def _verify(path: Path, known_hash: str | None) -> None:
-    """A local archive must be the published one when its checksum is pinned."""
-    if known_hash is None:
-        return
-    alg, expected = known_hash.split(":")
-    actual = pooch.file_hash(str(path), alg=alg)
-    if actual != expected:
-        raise DatasetNotFoundError(
-            f"{path} has {alg} {actual}, expected {expected} (the published archive); "
-            "replace it with the original download"
-        )
-
-
-def _download(url: str, known_hash: str | None, folder: Path) -> Path:
-    path = Path(pooch.retrieve(url, known_hash, fname=url.rsplit("/", 1)[-1], path=folder))
-    if known_hash is None:
-        digest = pooch.file_hash(str(path))
-        log.warning("no pinned checksum for %s; sha256 of the download: %s", url, digest)
-    return path
-
-
-def _unzip(spec: DatasetSpec, file: DataFile, archive: Path, target: Path) -> Path:
-    member = f"{spec.archive_dir}/{file.name}" if spec.archive_dir else file.name
-    with zipfile.ZipFile(archive) as zf:
-        if member not in zf.namelist():
-            raise DatasetNotFoundError(f"{archive} has no member {member!r}; is it {spec.name}?")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".part")  # no half-written file on a crash
-        with zf.open(member) as src, open(partial, "wb") as dst:
-            while chunk := src.read(1 << 24):
-                dst.write(chunk)
-    partial.replace(target)
-    log.info("unpacked %s from %s into %s", member, archive, target)
-    return target
-
-
-def _not_found(
-    spec: DatasetSpec, file: DataFile, data_dir: str | Path | None, reason: str
-) -> DatasetNotFoundError:
-    searched = _candidates(spec, file.name, data_dir)
-    if spec.archive_name:
-        searched += _archive_candidates(spec, data_dir)
-    where = "\n  ".join(str(p) for p in searched)
-    fetch = spec.archive_url or file.url
-    also = f" (or the archive {spec.archive_name})" if spec.archive_name else ""
-    return DatasetNotFoundError(
-        f"dataset {spec.name!r}: file {file.name!r} not found. Searched:\n  {where}\n"
-        f"Source: {fetch}; {reason}.\n"
-        f"Put {file.name}{also} in <dir>/{spec.name}/ and pass --data-dir <dir> "
-        f"(data_dir=<dir> in Python) or set NCFLAB_DATA_DIR=<dir>."
-    )
 
 
 # -------------------------------------------------------------------------------------- loading
