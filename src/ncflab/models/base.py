@@ -94,6 +94,18 @@ class Recommender:
         if not hasattr(self, "n_items_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
 
+    def check_users(self, users: np.ndarray) -> np.ndarray:
+        """``users`` as a (B,) int64 array, checked to be fitted user indices."""
+        self.check_fitted()
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
+        bad = users[(users < 0) | (users >= self.n_users_)]
+        if bad.size:
+            raise IndexError(
+                f"user indices {bad[:5].tolist()} are outside [0, {self.n_users_}) "
+                f"of this fitted {type(self).__name__}"
+            )
+        return users
+
     # ----------------------------------------------------------- persistence
     def state_arrays(self) -> dict[str, torch.Tensor]:
         """Learned tensors to save. Default: every ``*_`` ndarray/tensor attribute and the

@@ -1,0 +1,186 @@
+"""The one minibatch training loop every neural model uses.
+
+A model builds its ``nn.Module`` and optimizer, then hands over two callables: ``batches(rng)``
+yields one epoch of minibatches (tuples of tensors already on the device) and
+``loss_fn(*batch)`` returns the scalar loss of one minibatch. The loop owns everything else:
+seeding, epochs, the optimizer step, non-finite loss detection, validation, early stopping,
+restoring the best epoch, checkpoints, progress and the history of epoch records.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch import nn
+
+from ncflab.models.base import FitOptions, Recommender
+
+__all__ = ["BatchFn", "LossFn", "NonFiniteLossError", "train_loop"]
+
+log = logging.getLogger(__name__)
+
+BatchFn = Callable[[np.random.Generator], Iterable[tuple[torch.Tensor, ...]]]
+LossFn = Callable[..., torch.Tensor]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def train_loop(
+    model: Recommender,
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: BatchFn,
+    loss_fn: LossFn,
+    *,
+    epochs: int,
+    options: FitOptions,
+) -> list[dict]:
+    """Train ``module`` for up to ``epochs`` epochs; returns (and stores as ``model.history_``)
+    one record per epoch: ``{"epoch", "loss", "metrics", "seconds", "eval_seconds"}`` (the mean
+    minibatch loss, the validation metrics or ``{}``, training and validation wall time).
+
+    Seeds torch's global generator from ``model.seed`` (dropout and other in-module noise) and
+    passes ``np.random.default_rng(model.seed)`` to ``batches`` (sampling), so a fit is repeatable.
+    With ``options.validate``, metrics are computed every ``options.eval_every`` epochs and at
+    the last epoch; training stops once ``options.monitor`` has not improved for
+    ``options.patience`` epochs, and the weights of the best validated epoch are restored (and
+    written with ``model.save`` to ``options.checkpoint_dir`` each time a new best is found).
+    """
+    for key, value in (("epochs", epochs), ("eval_every", options.eval_every)):
+        if value < 1:
+            raise ValueError(f"{key} must be a positive integer, got {value}")
+    torch.manual_seed(model.seed)
+    rng = np.random.default_rng(model.seed)
+    model.history_ = []
+    vars(model).pop("best_epoch_", None)  # a refit must not report the previous fit's best
+    best = _Best()
+    last_loss = math.nan
+    with _progress(options.progress, epochs) as advance:
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            last_loss = _run_epoch(module, optimizer, batches(rng), loss_fn, epoch, last_loss)
+            trained = time.perf_counter()
+            due = epoch % options.eval_every == 0 or epoch == epochs
+            metrics = _validate(model, module, options) if options.validate and due else {}
+            record = {
+                "epoch": epoch,
+                "loss": last_loss,
+                "metrics": metrics,
+                "seconds": trained - start,
+                "eval_seconds": time.perf_counter() - trained,
+            }
+            model.history_.append(record)
+            if metrics and best.update(epoch, metrics[options.monitor], module):
+                model.best_epoch_ = epoch
+                if options.checkpoint_dir is not None:
+                    model.save(options.checkpoint_dir)
+            _report(record, options, advance)
+            if metrics and epoch - best.epoch >= options.patience:
+                log.info("early stop at epoch %d; best epoch %d", epoch, best.epoch)
+                break
+    if best.state is not None:
+        module.load_state_dict(best.state)
+    return model.history_
+
+
+def _run_epoch(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple[torch.Tensor, ...]],
+    loss_fn: LossFn,
+    epoch: int,
+    last_finite: float,
+) -> float:
+    """One pass over ``batches``; returns the mean minibatch loss.
+
+    Losses stay on the device until the epoch ends, because reading each one back (``.item()``)
+    would synchronise a GPU every step; a non-finite loss is located afterwards.
+    """
+    module.train()
+    losses = []
+    for batch in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(*batch)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+    if not losses:
+        raise ValueError(f"epoch {epoch} produced no minibatches; is the training data empty?")
+    values = torch.stack(losses).float().cpu()
+    finite = torch.isfinite(values)
+    if not bool(finite.all()):
+        step = int((~finite).nonzero()[0, 0])
+        before = float(values[step - 1]) if step > 0 else last_finite
+        raise NonFiniteLossError(
+            f"training loss is {float(values[step])} at epoch {epoch}, step {step + 1} "
+            f"(last finite loss {before:.6g}); try a lower learning rate (lr) or stronger reg"
+        )
+    return float(values.mean())
+
+
+def _validate(model: Recommender, module: nn.Module, options: FitOptions) -> dict[str, float]:
+    module.eval()
+    with torch.no_grad():
+        metrics = {k: float(v) for k, v in options.validate(model).items()}
+    if options.monitor not in metrics:
+        raise KeyError(
+            f"monitor {options.monitor!r} is not among the validation metrics {sorted(metrics)}"
+        )
+    return metrics
+
+
+class _Best:
+    """The best validated epoch so far and a CPU copy of its weights (higher is better)."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.value = -math.inf
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def update(self, epoch: int, value: float, module: nn.Module) -> bool:
+        if not value > self.value:  # NaN never counts as an improvement
+            return False
+        self.epoch, self.value = epoch, value
+        # A copy, not references: the optimizer updates the live tensors in place.
+        self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        return True
+
+
+def _report(record: dict, options: FitOptions, advance: Callable[[str], None]) -> None:
+    text = " ".join(f"{k}={v:.4f}" for k, v in record["metrics"].items())
+    msg = f"epoch {record['epoch']} loss={record['loss']:.4f} {text} ({record['seconds']:.1f}s)"
+    log.info(msg)
+    advance(msg)
+    if options.on_epoch is not None:
+        options.on_epoch(record)
+
+
+def _progress(enabled: bool, epochs: int):
+    """A context giving ``advance(description)``: a rich progress bar over epochs when
+    ``enabled`` (CLI), otherwise a no-op (the library logs instead)."""
+    if not enabled:
+        return nullcontext(lambda _msg: None)
+    return _RichProgress(epochs)
+
+
+class _RichProgress:
+    def __init__(self, epochs: int) -> None:
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=False)
+        self.task = self.bar.add_task("training", total=epochs)
+
+    def __enter__(self) -> Callable[[str], None]:
+        self.bar.start()
+        return lambda msg: self.bar.update(self.task, advance=1, description=msg)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()

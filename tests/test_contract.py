@@ -1,0 +1,138 @@
+"""The contract every registered model keeps: shapes, consistency, determinism, save/load, and a
+small synthetic problem it must learn (or, for non-personalised baselines, its own sanity check).
+
+Adding a model to ``MODELS`` adds it here; give it small fast settings in ``FAST``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ncflab.data.interactions import Interactions
+from ncflab.models import MODELS, FitOptions, Recommender
+
+# Small settings so each model fits the synthetic problem in about a second.
+FAST: dict[str, dict] = {
+    "bpr": {"factors": 16, "lr": 0.02, "reg": 1e-3, "epochs": 30, "batch_size": 256},
+}
+# Models that cannot personalise, and what they must do on the synthetic problem instead.
+NON_PERSONALISED = {"itempop", "random"}
+NAMES = sorted(MODELS)
+
+
+def block_problem(
+    n_groups: int = 4, users_per_group: int = 30, block: int = 12, liked: int = 8, seed: int = 0
+) -> tuple[Interactions, np.ndarray, np.ndarray]:
+    """Users in ``n_groups`` groups; each likes ``liked`` random items of its group's block of
+    ``block`` items. One liked item per user is held out.
+
+    Returns:
+        train interactions, held-out item per user (n_users,), in-block mask (n_users, n_items).
+    """
+    rng = np.random.default_rng(seed)
+    n_users, n_items = n_groups * users_per_group, n_groups * block
+    group = np.repeat(np.arange(n_groups), users_per_group)
+    picks = np.argsort(rng.random((n_users, block)), axis=1)[:, :liked] + group[:, None] * block
+    users = np.repeat(np.arange(n_users), liked - 1)
+    ids = np.arange
+    train = Interactions(users, picks[:, 1:].ravel(), None, None, ids(n_users), ids(n_items))
+    in_block = (np.arange(n_items)[None, :] // block) == group[:, None]
+    return train, picks[:, 0], in_block
+
+
+def beats_outside(scores: np.ndarray, held: np.ndarray, in_block: np.ndarray) -> float:
+    """Fraction of users whose held-out item scores above every item outside their block."""
+    outside = np.where(in_block, -np.inf, scores).max(axis=1)
+    return float((scores[np.arange(len(held)), held] > outside).mean())
+
+
+def make(name: str, **overrides: object) -> Recommender:
+    return MODELS[name](**{**FAST.get(name, {}), **overrides})
+
+
+@pytest.fixture(scope="module")
+def problem() -> tuple[Interactions, np.ndarray, np.ndarray]:
+    return block_problem()
+
+
+@pytest.fixture(scope="module")
+def fitted(problem) -> dict[str, Recommender]:
+    """Each registered model fitted once on the synthetic problem (shared by the checks)."""
+    torch.set_num_threads(1)
+    opts = FitOptions(device="cpu")
+    return {name: make(name, seed=3).fit(problem[0], opts) for name in NAMES}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registry_name_and_params(name: str) -> None:
+    model = make(name)
+    assert type(model).name == name
+    assert model.clone().get_params() == model.get_params()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_score_shape_dtype_finite(name: str, fitted, problem) -> None:
+    model, train = fitted[name], problem[0]
+    scores = model.score(np.array([0, 5, 7, 119]))
+    assert isinstance(scores, torch.Tensor)
+    assert scores.shape == (4, train.n_items)
+    assert scores.dtype == torch.float32 and scores.device.type == "cpu"
+    assert torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_score_items_matches_score(name: str, fitted, problem) -> None:
+    model = fitted[name]
+    users = np.array([1, 2, 40, 90])
+    items = np.random.default_rng(0).integers(0, problem[0].n_items, size=(4, 9))
+    full = model.score(users)
+    expected = torch.gather(full, 1, torch.as_tensor(items))
+    torch.testing.assert_close(model.score_items(users, items), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_user_is_an_error(name: str, fitted) -> None:
+    with pytest.raises(IndexError, match="120"):
+        fitted[name].score(np.array([0, 120]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_scores(name: str, fitted, problem) -> None:
+    again = make(name, seed=3).fit(problem[0], FitOptions(device="cpu"))
+    users = np.arange(problem[0].n_users)
+    assert torch.equal(again.score(users), fitted[name].score(users))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_round_trip(name: str, fitted, problem, tmp_path) -> None:
+    model = fitted[name]
+    loaded = Recommender.load(model.save(tmp_path / name))
+    assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
+    users = np.arange(problem[0].n_users)
+    assert torch.equal(loaded.score(users), model.score(users))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in NON_PERSONALISED])
+def test_learns_block_problem(name: str, fitted, problem) -> None:
+    train, held, in_block = problem
+    scores = fitted[name].score(np.arange(train.n_users)).numpy()
+    assert beats_outside(scores, held, in_block) >= 0.9
+
+
+def test_itempop_ranks_most_popular_first(fitted, problem) -> None:
+    scores = fitted["itempop"].score(np.array([0, 99])).numpy()
+    counts = problem[0].item_counts()
+    assert (scores[0] == scores[1]).all()
+    order = np.argsort(-scores[0], kind="stable")
+    assert (np.diff(counts[order]) <= 0).all()
+
+
+def test_random_is_no_better_than_chance(fitted, problem) -> None:
+    train, held, in_block = problem
+    scores = fitted["random"].score(np.arange(train.n_users)).numpy()
+    # Chance of beating all 36 out-of-block items is 1/37; allow generous noise.
+    assert beats_outside(scores, held, in_block) < 0.2
+    other = make("random", seed=4).fit(train).score(np.arange(3)).numpy()
+    assert not np.array_equal(other, scores[:3])

@@ -1,0 +1,110 @@
+"""The training loop: early stopping, best-epoch restore, checkpoints, non-finite loss, seeding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_contract import FAST, block_problem
+
+from ncflab.models import FitOptions, Recommender
+from ncflab.models.bpr import BPR
+from ncflab.models.training import NonFiniteLossError, train_loop
+
+PEAK = 3
+CURVE = [0.1, 0.2, 0.5, 0.3, 0.2, 0.4, 0.45, 0.1, 0.1, 0.1]  # best at epoch PEAK
+
+
+@pytest.fixture(scope="module")
+def train():
+    torch.set_num_threads(1)
+    return block_problem()[0]
+
+
+def curve_validator(snapshots: dict[int, torch.Tensor]):
+    """A fake validator whose NDCG@10 follows CURVE; it records the weights it saw."""
+
+    def validate(m: Recommender) -> dict[str, float]:
+        epoch = len(snapshots) + 1
+        snapshots[epoch] = m.module_.user.weight.detach().clone()
+        return {"NDCG@10": CURVE[epoch - 1], "HR@10": 0.0}
+
+    return validate
+
+
+def test_early_stop_restores_best_epoch(train) -> None:
+    snapshots: dict[int, torch.Tensor] = {}
+    records: list[dict] = []
+    model = BPR(**{**FAST["bpr"], "epochs": len(CURVE)})
+    opts = FitOptions(
+        validate=curve_validator(snapshots),
+        patience=2,
+        device="cpu",
+        on_epoch=records.append,
+    )
+    model.fit(train, opts)
+    # Stops once `patience` epochs pass without a new best: after epoch PEAK + 2.
+    assert [r["epoch"] for r in model.history_] == [1, 2, 3, 4, 5]
+    assert records == model.history_
+    assert model.best_epoch_ == PEAK
+    assert set(records[0]) == {"epoch", "loss", "metrics", "seconds", "eval_seconds"}
+    assert not torch.equal(snapshots[PEAK], snapshots[5])
+    assert torch.equal(model.module_.user.weight, snapshots[PEAK])
+
+
+def test_eval_every_validates_on_schedule_and_last_epoch(train) -> None:
+    model = BPR(**{**FAST["bpr"], "epochs": 5})
+    model.fit(train, FitOptions(validate=lambda m: {"NDCG@10": 1.0}, eval_every=2, device="cpu"))
+    assert [bool(r["metrics"]) for r in model.history_] == [False, True, False, True, True]
+
+
+def test_checkpoint_holds_best_model(train, tmp_path) -> None:
+    snapshots: dict[int, torch.Tensor] = {}
+    model = BPR(**{**FAST["bpr"], "epochs": 6})
+    opts = FitOptions(validate=curve_validator(snapshots), patience=10, checkpoint_dir=tmp_path)
+    model.fit(train, opts)
+    loaded = Recommender.load(tmp_path)
+    users = np.arange(train.n_users)
+    assert torch.equal(loaded.score(users), model.score(users))
+    assert loaded.best_epoch_ == PEAK
+
+
+def test_missing_monitor_is_an_error(train) -> None:
+    opts = FitOptions(validate=lambda m: {"HR@10": 0.5}, monitor="NDCG@10", device="cpu")
+    with pytest.raises(KeyError, match="NDCG@10"):
+        BPR(**FAST["bpr"]).fit(train, opts)
+
+
+def test_without_validation_trains_every_epoch(train) -> None:
+    model = BPR(**{**FAST["bpr"], "epochs": 4}).fit(train, FitOptions(device="cpu", progress=True))
+    assert len(model.history_) == 4 and not hasattr(model, "best_epoch_")
+    losses = [r["loss"] for r in model.history_]
+    assert losses[-1] < losses[0]
+
+
+class _Toy(Recommender):
+    pass
+
+
+def test_non_finite_loss_names_epoch_and_step() -> None:
+    weight = torch.nn.Parameter(torch.ones(3))
+    module = torch.nn.Module()
+    module.weight = weight
+    calls = iter(range(100))
+
+    def loss_fn(x: torch.Tensor) -> torch.Tensor:
+        bad = next(calls) == 6  # 4 batches per epoch: epoch 2, step 3
+        return (weight * x).sum() * (float("nan") if bad else 1.0)
+
+    def batches(rng: np.random.Generator):
+        return [(torch.ones(3),)] * 4
+
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 3 .*lower learning rate"):
+        train_loop(_Toy(), module, opt, batches, loss_fn, epochs=3, options=FitOptions())
+
+
+def test_seed_changes_the_model(train) -> None:
+    a = BPR(**FAST["bpr"], seed=1).fit(train, FitOptions(device="cpu"))
+    b = BPR(**FAST["bpr"], seed=2).fit(train, FitOptions(device="cpu"))
+    assert not torch.equal(a.score(np.arange(3)), b.score(np.arange(3)))
