@@ -1,0 +1,272 @@
+"""The ``ncflab`` command line: data, train, evaluate, recommend.
+
+Each verb is a thin layer over library functions; errors a user can cause (unknown names, bad
+files, bad values) are printed as one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+data_app = typer.Typer(no_args_is_help=True, help="List, describe and split datasets.")
+app.add_typer(data_app, name="data")
+console = Console()
+
+DataDir = Annotated[
+    str | None,
+    typer.Option("--data-dir", "-D", help="Directory with dataset files (else $NCFLAB_DATA_DIR)."),
+]
+Seed = Annotated[int, typer.Option("--seed", "-s", help="Seed of split, negatives and model.")]
+
+
+def _fail(err: Exception) -> None:
+    msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    console.print(f"[red]error:[/red] {msg}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    """A metrics table: one row per part (valid/test), one column per metric."""
+    table = Table(title=title)
+    names = sorted({k for r in rows.values() for k in r}, key=_metric_order)
+    table.add_column("part")
+    for n in names:
+        table.add_column(n, justify="right")
+    for part, r in rows.items():
+        table.add_row(part, *(f"{r[n]:.4f}" if n in r else "" for n in names))
+    return table
+
+
+def _metric_order(name: str) -> tuple[int, str]:
+    metric, _, k = name.partition("@")
+    return (int(k) if k.isdigit() else 0, metric)
+
+
+# ---------------------------------------------------------------------------------------- data
+@data_app.command("list")
+def data_list(data_dir: DataDir = None) -> None:
+    """List the named datasets and whether their files are found locally."""
+    from ncflab.data.datasets import DATASETS, is_available
+
+    table = Table(title="datasets")
+    for col in ("name", "local", "description"):
+        table.add_column(col)
+    for name, spec in DATASETS.items():
+        local = "yes" if is_available(name, data_dir) else "-"
+        table.add_row(name, local, getattr(spec, "description", ""))
+    console.print(table)
+
+
+@data_app.command("info")
+def data_info(name: str, data_dir: DataDir = None) -> None:
+    """Users, items, ratings, density and rating histogram of a dataset."""
+    from ncflab.data.datasets import describe, load_dataset
+
+    try:
+        stats = describe(load_dataset(name, data_dir=data_dir))
+    except (KeyError, ValueError, FileNotFoundError, OSError) as err:
+        _fail(err)
+    console.print_json(json.dumps(stats, default=_jsonable))
+
+
+@data_app.command("split")
+def data_split(
+    name: str,
+    protocol: Annotated[str, typer.Option("--protocol", "-p", help="Protocol preset.")] = "ncf",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write.")] = Path("split"),
+    seed: Seed = 0,
+    data_dir: DataDir = None,
+) -> None:
+    """Split a dataset by a protocol and write train/valid/test CSV (original ids), the sampled
+    negatives and split.json with the fingerprint."""
+    from ncflab.config import RunConfig
+    from ncflab.experiments.presets import get_protocol
+    from ncflab.experiments.run import load_split
+
+    try:
+        config = RunConfig(dataset=name, protocol=protocol, seed=seed, data_dir=data_dir)
+        split = load_split(config, get_protocol(protocol))
+    except (KeyError, ValueError, FileNotFoundError, OSError) as err:
+        _fail(err)
+    out.mkdir(parents=True, exist_ok=True)
+    for part in ("train", "valid", "test"):
+        inter = getattr(split, part)
+        if inter is not None:
+            inter.to_frame().to_csv(out / f"{part}.csv", index=False)
+    if split.negatives is not None:
+        rows = np.flatnonzero(split.negatives[:, 0] >= 0)
+        ids = split.train.item_ids[split.negatives[rows]]
+        with open(out / "negatives.tsv", "w") as fh:
+            for u, negs in zip(split.train.user_ids[rows], ids, strict=True):
+                fh.write(f"{u}\t" + "\t".join(map(str, negs)) + "\n")
+    info = {**split.info, "fingerprint": split.fingerprint()}
+    (out / "split.json").write_text(json.dumps(info, indent=2, default=_jsonable))
+    console.print(f"wrote {out} (fingerprint {split.fingerprint()})")
+
+
+# --------------------------------------------------------------------------------------- train
+@app.command()
+def train(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Registry name.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset name.")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="Preset.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override, e.g. params.lr=0.01 (repeat).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", "-s", help="Seed.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Train a model with early stopping on validation, evaluate it once on test, print the
+    metrics table and write the run directory."""
+    from ncflab.config import load_config
+    from ncflab.experiments.run import run_experiment
+
+    flags = {"model": model, "dataset": dataset, "protocol": protocol, "seed": seed}
+    overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    if device is not None:
+        overrides.append(f"train.device={json.dumps(device)}")
+    if data_dir is not None:
+        overrides.append(f"data_dir={json.dumps(data_dir)}")
+    try:
+        cfg = load_config(config, overrides + list(set_ or []))
+        if out is not None:
+            _log_to(out)
+        result = run_experiment(cfg, out)
+    except (KeyError, ValueError, FileNotFoundError, OSError, RuntimeError) as err:
+        _fail(err)
+    rows = {"valid": result.metrics["valid"], "test": result.metrics["test"]}
+    console.print(_table(f"{cfg.model} on {cfg.dataset} ({cfg.protocol})", rows))
+    if out is not None:
+        console.print(f"run written to {out}")
+
+
+def _log_to(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / "log.txt", mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.getLogger("ncflab").addHandler(handler)
+
+
+# ------------------------------------------------------------------------------------ evaluate
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `ncflab train`.")],
+    part: Annotated[str, typer.Option(help="test or valid.")] = "test",
+    protocol: Annotated[str | None, typer.Option(help="Override: full or sampled.")] = None,
+    k: Annotated[list[int] | None, typer.Option("--k", "-k", help="Cut-offs (repeat).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Re-evaluate a saved run: rebuild its split from config.toml (checking the fingerprint),
+    load the model and print the metrics."""
+    from ncflab.config import load_config
+    from ncflab.evaluation.protocols import evaluate as run_eval
+    from ncflab.experiments.presets import get_protocol
+    from ncflab.experiments.run import load_split
+    from ncflab.models.base import Recommender
+
+    try:
+        cfg = load_config(run / "config.toml")
+        if data_dir is not None:
+            cfg.data_dir = data_dir
+        preset = get_protocol(cfg.protocol)
+        split = load_split(cfg, preset)
+        _check_fingerprint(run, split.fingerprint())
+        model = Recommender.load(run / "model")
+        res = run_eval(
+            model,
+            split,
+            part=part,
+            protocol=protocol or preset.evaluation,
+            ks=tuple(k) if k else preset.ks,
+            metrics=preset.metrics,
+        )
+    except (KeyError, ValueError, FileNotFoundError, OSError) as err:
+        _fail(err)
+    console.print(_table(f"{cfg.model} on {cfg.dataset} ({cfg.protocol})", {part: res.means}))
+
+
+def _check_fingerprint(run: Path, fingerprint: str) -> None:
+    path = run / "split.json"
+    if path.is_file():
+        saved = json.loads(path.read_text()).get("fingerprint")
+        if saved and saved != fingerprint:
+            raise ValueError(
+                f"the rebuilt split has fingerprint {fingerprint}, the run was made on {saved}:"
+                " the data or the code changed"
+            )
+
+
+# ----------------------------------------------------------------------------------- recommend
+@app.command()
+def recommend(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `ncflab train`.")],
+    user: Annotated[list[str], typer.Option("--user", "-u", help="Original user id (repeat).")],
+    k: Annotated[int, typer.Option("--k", "-k", help="How many items.")] = 10,
+    data_dir: DataDir = None,
+) -> None:
+    """Top-K items (original ids) for users of a saved run, excluding every item the user is
+    known to have (train, valid and test records of the run's data)."""
+    from ncflab.config import load_config
+    from ncflab.experiments.presets import get_protocol
+    from ncflab.experiments.run import load_split
+    from ncflab.models.base import Recommender
+    from ncflab.serving import top_k
+
+    try:
+        if k <= 0:
+            raise ValueError(f"k must be a positive integer, got {k}")
+        cfg = load_config(run / "config.toml")
+        if data_dir is not None:
+            cfg.data_dir = data_dir
+        split = load_split(cfg, get_protocol(cfg.protocol))
+        model = Recommender.load(run / "model")
+        users = split.train.user_index(_as_ids(user, split.train.user_ids))
+        items, scores = top_k(model, users, k, exclude=split.known_positives())
+    except (KeyError, ValueError, FileNotFoundError, OSError) as err:
+        _fail(err)
+    table = Table(title=f"top {k} for {cfg.model} ({run})")
+    for col in ("user", "rank", "item", "score"):
+        table.add_column(col)
+    for row, uid in enumerate(user):
+        for r in range(items.shape[1]):
+            item = split.train.item_ids[items[row, r]]
+            table.add_row(uid, str(r + 1), str(item), f"{scores[row, r]:.4f}")
+    console.print(table)
+
+
+def _as_ids(values: list[str], ids: np.ndarray) -> np.ndarray:
+    """CLI strings → the id dtype of the dataset (ints for MovieLens)."""
+    if ids.dtype.kind in "iu":
+        try:
+            return np.asarray([int(v) for v in values], dtype=ids.dtype)
+        except ValueError as err:
+            raise KeyError(f"unknown user id(s) {values}: this dataset's ids are integers") from err
+    return np.asarray(values, dtype=ids.dtype)
+
+
+def _jsonable(x: object) -> object:
+    if isinstance(x, np.generic):
+        return x.item()
+    return str(x)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""One run: load data → split → fit (early stopping on validation) → evaluate test once → write.
+
+A run directory holds everything needed to trust and repeat the result::
+
+    config.toml      the resolved configuration (defaults filled in)
+    split.json       the split's rule, sizes and fingerprints (data, split + candidates)
+    metrics.json     {"valid": {...}, "test": {...}, "fingerprint": ..., "history": [...]}
+    per_user.csv     test metrics per user (original user ids)
+    model/           the trained model (config.json + state.safetensors, no pickle)
+    log.txt          the run's log
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ncflab.config import RunConfig
+from ncflab.data.datasets import DATASETS, load_dataset, load_split_files
+from ncflab.data.splits import Split, split_from_frames, with_negatives
+from ncflab.evaluation.protocols import EvalResult, evaluate, make_validator
+from ncflab.experiments.presets import Protocol, get_protocol, make_split
+from ncflab.models import MODELS, FitOptions, Recommender
+
+__all__ = ["RunResult", "build_model", "load_split", "run_experiment"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What ``run_experiment`` returns: the fitted model, the split and both evaluations."""
+
+    model: Recommender
+    split: Split
+    valid: EvalResult | None
+    test: EvalResult
+    metrics: dict[str, Any]
+
+
+def build_model(name: str, params: dict[str, Any], seed: int) -> Recommender:
+    """A registry model with hyperparameter overrides; unknown names and fields are errors."""
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
+    cls = MODELS[name]
+    fields = set(cls.__dataclass_fields__)
+    bad = sorted(set(params) - fields)
+    if bad:
+        raise ValueError(f"model {name!r} has no hyperparameter(s) {bad}; it has {sorted(fields)}")
+    return cls(**{"seed": seed, **params})
+
+
+def load_split(config: RunConfig, protocol: Protocol) -> Split:
+    """The split a config asks for: a named dataset split by the protocol, or a fixed split
+    read from files (``jca-ml-1m``, ``ncf-*``), whose given negatives are kept."""
+    spec = DATASETS.get(config.dataset)
+    if spec is not None and getattr(spec, "fixed_split", False):
+        frames = load_split_files(config.dataset, data_dir=config.data_dir)
+        split = split_from_frames(
+            frames["train"],
+            frames["test"],
+            valid=frames.get("valid"),
+            negatives=frames.get("negatives"),
+            valid_in_train=getattr(spec, "valid_in_train", False),
+        )
+        if protocol.n_negatives and split.negatives is None:
+            split = with_negatives(split, protocol.n_negatives, config.seed)
+        split.info["protocol"] = protocol.name
+        return split
+    inter = load_dataset(config.dataset, data_dir=config.data_dir)
+    return make_split(protocol, inter, seed=config.seed)
+
+
+def run_experiment(config: RunConfig, out: str | Path | None = None) -> RunResult:
+    """Run ``config`` end to end; write the run directory when ``out`` is given."""
+    protocol = get_protocol(config.protocol)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    # Build the model first: an unknown name or hyperparameter fails before any data is read.
+    model = build_model(config.model, config.params, config.seed)
+    t0 = time.perf_counter()
+    split = load_split(config, protocol)
+    log.info(
+        "split %s ready in %.1fs: %s", split.fingerprint(), time.perf_counter() - t0, split.info
+    )
+    ks, metrics = protocol.ks, protocol.metrics
+    kind = protocol.evaluation
+    validator = None
+    if split.valid is not None and len(split.valid):
+        validator = make_validator(split, protocol=kind, ks=ks, metrics=metrics)
+    options = FitOptions(
+        validate=validator,
+        monitor=config.train.monitor or protocol.monitor,
+        patience=config.train.patience,
+        eval_every=config.train.eval_every,
+        device=config.train.device,
+        checkpoint_dir=Path(out) / "checkpoint" if out else None,
+    )
+    t1 = time.perf_counter()
+    model.fit(split.train, options)
+    fit_seconds = time.perf_counter() - t1
+    valid = None
+    if validator is not None:
+        valid = evaluate(model, split, part="valid", protocol=kind, ks=ks, metrics=metrics)
+    test = evaluate(model, split, part="test", protocol=kind, ks=ks, metrics=metrics)
+    record = {
+        "valid": valid.means if valid else {},
+        "test": test.means,
+        "model": config.model,
+        "dataset": config.dataset,
+        "protocol": protocol.name,
+        "fingerprint": {"data": split.train.fingerprint(), "split": split.fingerprint()},
+        "n_test_users": test.n_users,
+        "fit_seconds": round(fit_seconds, 3),
+        "history": getattr(model, "history_", []),
+    }
+    if out is not None:
+        write_run(Path(out), config, model, split, test, record)
+    return RunResult(model, split, valid, test, record)
+
+
+def write_run(
+    out: Path, config: RunConfig, model: Recommender, split: Split, test: EvalResult, record: dict
+) -> None:
+    """Write the run directory (see the module docstring)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.toml").write_text(config.to_toml())
+    info = {**split.info, "fingerprint": split.fingerprint(), "data": split.train.fingerprint()}
+    (out / "split.json").write_text(json.dumps(info, indent=2, default=str))
+    (out / "metrics.json").write_text(json.dumps(record, indent=2, default=float))
+    per_user = test.per_user.copy()
+    if "user" in per_user.columns:
+        per_user["user"] = split.train.user_ids[per_user["user"].to_numpy()]
+    per_user.to_csv(out / "per_user.csv", index=False)
+    model.save(out / "model")

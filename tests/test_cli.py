@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ncflab.cli import app
+
+runner = CliRunner()
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_unknown_names_are_clear_errors(tmp_path) -> None:
+    res = _run("train", "-m", "bpx", "-d", "ml-100k", "-p", "ncf")
+    assert res.exit_code == 2 and "unknown model 'bpx'" in res.output
+    res = _run("train", "-m", "itempop", "-d", "ml-1m", "-p", "nfc")
+    assert res.exit_code == 2 and "unknown protocol 'nfc'" in res.output
+    res = _run("data", "info", "ml-2m")
+    assert res.exit_code == 2 and "ml-2m" in res.output and "ml-1m" in res.output
+    res = _run("train", "-m", "bpr", "--set", "params.factorz=8")
+    assert res.exit_code == 2 and "factorz" in res.output
+
+
+def test_data_list_names_every_dataset() -> None:
+    res = _run("data", "list")
+    assert res.exit_code == 0
+    for name in ("ml-100k", "ml-1m", "ml-latest-small", "ml-20m", "jca-ml-1m", "ncf-ml-1m"):
+        assert name in res.output
+
+
+@pytest.mark.slow
+def test_train_evaluate_recommend_on_ml100k(tmp_path, data_dir) -> None:
+    out = tmp_path / "run"
+    res = _run("train", "-m", "itempop", "-d", "ml-100k", "-p", "ncf", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"HR@10", "NDCG@10"} and set(metrics["valid"]) == {
+        "HR@10",
+        "NDCG@10",
+    }
+    assert metrics["fingerprint"]["split"]
+    for name in ("config.toml", "split.json", "per_user.csv", "log.txt", "model/config.json"):
+        assert (out / name).is_file(), name
+    res = _run("evaluate", str(out))
+    assert res.exit_code == 0 and f"{metrics['test']['HR@10']:.4f}" in res.output
+    res = _run("recommend", str(out), "-u", "1", "-k", "5")
+    assert res.exit_code == 0 and res.output.count("\n│ 1 ") == 5
+    res = _run("recommend", str(out), "-u", "100000")
+    assert res.exit_code == 2 and "unknown user id" in res.output
+    res = _run("recommend", str(out), "-u", "1", "-k", "0")
+    assert res.exit_code == 2 and "k must be a positive integer" in res.output
+
+
+@pytest.mark.slow
+def test_data_info_and_split(tmp_path, data_dir) -> None:
+    res = _run("data", "info", "ml-100k")
+    assert res.exit_code == 0 and '"users": 943' in res.output
+    res = _run("data", "split", "ml-100k", "-p", "jncf", "-o", str(tmp_path / "s"))
+    assert res.exit_code == 0, res.output
+    info = json.loads((tmp_path / "s" / "split.json").read_text())
+    assert info["protocol"] == "jncf" and info["fingerprint"]
+    lines = (tmp_path / "s" / "negatives.tsv").read_text().splitlines()
+    assert len(lines) == 943 and all(len(x.split("\t")) == 101 for x in lines)
