@@ -36,20 +36,21 @@ def _fail(err: Exception) -> None:
 
 
 def _table(title: str, rows: dict[str, dict[str, float]]) -> Table:
-    """A metrics table: one row per part (valid/test), one column per metric."""
+    """A metrics table: one row per metric, one column per part (valid, test), so that
+    protocols with many metrics still fit a terminal."""
     table = Table(title=title)
     names = sorted({k for r in rows.values() for k in r}, key=_metric_order)
-    table.add_column("part")
+    table.add_column("metric")
+    for part in rows:
+        table.add_column(part, justify="right")
     for n in names:
-        table.add_column(n, justify="right")
-    for part, r in rows.items():
-        table.add_row(part, *(f"{r[n]:.4f}" if n in r else "" for n in names))
+        table.add_row(n, *(f"{r[n]:.4f}" if n in r else "" for r in rows.values()))
     return table
 
 
-def _metric_order(name: str) -> tuple[int, str]:
+def _metric_order(name: str) -> tuple[str, int]:
     metric, _, k = name.partition("@")
-    return (int(k) if k.isdigit() else 0, metric)
+    return (metric, int(k) if k.isdigit() else 0)
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -144,7 +145,7 @@ def train(
         cfg = load_config(config, overrides + list(set_ or []))
         if out is not None:
             _log_to(out)
-        result = run_experiment(cfg, out)
+        result = run_experiment(cfg, out, progress=sys.stderr.isatty())
     except (KeyError, ValueError, FileNotFoundError, OSError, RuntimeError) as err:
         _fail(err)
     rows = {"valid": result.metrics["valid"], "test": result.metrics["test"]}

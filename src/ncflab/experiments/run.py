@@ -12,6 +12,7 @@ A run directory holds everything needed to trust and repeat the result::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -49,7 +50,7 @@ def build_model(name: str, params: dict[str, Any], seed: int) -> Recommender:
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
     cls = MODELS[name]
-    fields = set(cls.__dataclass_fields__)
+    fields = {f.name for f in dataclasses.fields(cls)}
     bad = sorted(set(params) - fields)
     if bad:
         raise ValueError(f"model {name!r} has no hyperparameter(s) {bad}; it has {sorted(fields)}")
@@ -77,8 +78,11 @@ def load_split(config: RunConfig, protocol: Protocol) -> Split:
     return make_split(protocol, inter, seed=config.seed)
 
 
-def run_experiment(config: RunConfig, out: str | Path | None = None) -> RunResult:
-    """Run ``config`` end to end; write the run directory when ``out`` is given."""
+def run_experiment(
+    config: RunConfig, out: str | Path | None = None, progress: bool = False
+) -> RunResult:
+    """Run ``config`` end to end; write the run directory when ``out`` is given
+    (``progress``: show the training loop's progress bar, for the CLI)."""
     protocol = get_protocol(config.protocol)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
@@ -101,6 +105,7 @@ def run_experiment(config: RunConfig, out: str | Path | None = None) -> RunResul
         eval_every=config.train.eval_every,
         device=config.train.device,
         checkpoint_dir=Path(out) / "checkpoint" if out else None,
+        progress=progress,
     )
     t1 = time.perf_counter()
     model.fit(split.train, options)
