@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
+from ncflab.data.datasets import load_dataset
 from ncflab.data.interactions import Interactions
 from ncflab.data.splits import leave_one_out, with_negatives
 from ncflab.evaluation.protocols import evaluate
@@ -51,19 +51,6 @@ class DotProduct(Recommender):
         return torch.einsum("bd,bcd->bc", u, self.items_[torch.as_tensor(items)])
 
 
-def load_ml1m(data_dir: Path) -> Interactions:
-    """ML-1M through the dataset module when it exists, else a direct read of ratings.dat."""
-    try:
-        from ncflab.data.datasets import load_dataset
-    except ImportError:
-        names = ["user", "item", "rating", "timestamp"]
-        # "::" separated: reading with ":" keeps the fast C parser; the odd columns are empty.
-        path = data_dir / "ml-1m" / "ratings.dat"
-        frame = pd.read_csv(path, sep=":", header=None, usecols=[0, 2, 4, 6], names=names)
-        return Interactions.from_frame(frame)
-    return load_dataset("ml-1m", data_dir=data_dir, download=False)
-
-
 def timed(fn, runs: int) -> np.ndarray:
     out = []
     for _ in range(runs):
@@ -81,7 +68,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batch-size", type=int, default=1024)
     args = parser.parse_args()
-    inter = load_ml1m(args.data_dir)
+    inter = load_dataset("ml-1m", data_dir=args.data_dir, download=False)
     split = with_negatives(leave_one_out(inter, validation="latest"), 99, seed=0)
     model = DotProduct(seed=0).fit(split.train)
     print(f"command: python {' '.join(sys.argv)}")

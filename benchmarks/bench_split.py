@@ -20,24 +20,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, _THREADS)
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from ncflab.data.interactions import Interactions  # noqa: E402
+from ncflab.data.datasets import load_dataset
 from ncflab.data.splits import leave_one_out, with_negatives  # noqa: E402
-
-
-def load_ml1m(data_dir: Path) -> Interactions:
-    """ML-1M through the dataset module when it exists, else a direct read of ratings.dat."""
-    try:
-        from ncflab.data.datasets import load_dataset
-    except ImportError:
-        names = ["user", "item", "rating", "timestamp"]
-        # "::" separated: reading with ":" keeps the fast C parser; the odd columns are empty.
-        path = data_dir / "ml-1m" / "ratings.dat"
-        frame = pd.read_csv(path, sep=":", header=None, usecols=[0, 2, 4, 6], names=names)
-        return Interactions.from_frame(frame)
-    return load_dataset("ml-1m", data_dir=data_dir, download=False)
 
 
 def main() -> None:
@@ -48,7 +34,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=int(_THREADS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    inter = load_ml1m(args.data_dir)
+    inter = load_dataset("ml-1m", data_dir=args.data_dir, download=False)
     print(f"command: python {' '.join(sys.argv)}")
     print(f"ml-1m: {len(inter):,} records, {inter.n_users:,} users, {inter.n_items:,} items")
     print(f"numpy {np.__version__}, threads {args.threads}, runs {args.runs}")

@@ -246,15 +246,9 @@ def test_split_from_frames_jca_style_valid_inside_train() -> None:
 # ------------------------------------------------------------------------- real data
 @pytest.mark.slow
 def test_ml1m_leave_one_out_with_99_negatives(data_dir) -> None:
-    try:
-        from ncflab.data.datasets import load_dataset
+    from ncflab.data.datasets import load_dataset
 
-        inter = load_dataset("ml-1m", data_dir=data_dir, download=False)
-    except ImportError:  # the dataset module is not there yet: read the file directly
-        names = ["user", "item", "rating", "timestamp"]
-        path = data_dir / "ml-1m" / "ratings.dat"
-        frame = pd.read_csv(path, sep=":", header=None, usecols=[0, 2, 4, 6], names=names)
-        inter = Interactions.from_frame(frame)
+    inter = load_dataset("ml-1m", data_dir=data_dir, download=False)
     split = with_negatives(leave_one_out(inter), 99, seed=0)
     assert len(split.test) == 6040 and len(split.valid) == 6040
     assert split.info["users_with_tie"] == 2544
