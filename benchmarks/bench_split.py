@@ -22,7 +22,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ncflab.data.datasets import load_dataset
+from ncflab.data.datasets import load_dataset  # noqa: E402
 from ncflab.data.splits import leave_one_out, with_negatives  # noqa: E402
 
 
