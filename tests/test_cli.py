@@ -65,3 +65,39 @@ def test_data_info_and_split(tmp_path, data_dir) -> None:
     assert info["protocol"] == "jncf" and info["fingerprint"]
     lines = (tmp_path / "s" / "negatives.tsv").read_text().splitlines()
     assert len(lines) == 943 and all(len(x.split("\t")) == 101 for x in lines)
+
+
+def test_summarize_gives_mean_and_sample_std() -> None:
+    from ncflab.experiments.run import summarize
+
+    runs = [{"valid": {"HR@10": 0.5}, "test": {"HR@10": v}} for v in (0.2, 0.4, 0.6)]
+    out = summarize(runs)
+    assert out["test"]["HR@10"]["mean"] == pytest.approx(0.4)
+    assert out["test"]["HR@10"]["std"] == pytest.approx(0.2)  # ddof=1
+    assert out["valid"]["HR@10"]["std"] == 0.0 and out["test"]["HR@10"]["n"] == 3
+
+
+@pytest.mark.slow
+def test_repeat_writes_one_run_per_seed_and_a_summary(tmp_path, data_dir) -> None:
+    out = tmp_path / "rep"
+    res = _run(
+        "train",
+        "-m",
+        "itempop",
+        "-d",
+        "ml-100k",
+        "-p",
+        "jncf",
+        "-r",
+        "2",
+        "-s",
+        "5",
+        "-o",
+        str(out),
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test"]["HR@10"]["n"] == 2
+    for seed in (5, 6):
+        assert (out / f"seed-{seed}" / "metrics.json").is_file()
+    assert "±" in res.output

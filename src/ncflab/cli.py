@@ -6,9 +6,12 @@ files, bad values) are printed as one clear line and exit with status 2.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -128,12 +131,16 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", "-s", help="Seed.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    repeat: Annotated[
+        int, typer.Option("--repeat", "-r", help="Runs with seeds seed, seed+1, …; mean ± std.")
+    ] = 1,
     data_dir: DataDir = None,
 ) -> None:
     """Train a model with early stopping on validation, evaluate it once on test, print the
-    metrics table and write the run directory."""
+    metrics table and write the run directory. With ``--repeat N`` the run is made for N seeds
+    (each in OUT/seed-S) and the table shows mean ± std, also written to OUT/summary.json."""
     from ncflab.config import load_config
-    from ncflab.experiments.run import run_experiment
+    from ncflab.experiments.run import run_experiment, summarize
 
     flags = {"model": model, "dataset": dataset, "protocol": protocol, "seed": seed}
     overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
@@ -142,23 +149,60 @@ def train(
     if data_dir is not None:
         overrides.append(f"data_dir={json.dumps(data_dir)}")
     try:
+        if repeat < 1:
+            raise ValueError(f"--repeat must be at least 1, got {repeat}")
         cfg = load_config(config, overrides + list(set_ or []))
-        if out is not None:
-            _log_to(out)
-        result = run_experiment(cfg, out, progress=sys.stderr.isatty())
+        records = []
+        for i in range(repeat):
+            run_cfg = dataclasses.replace(cfg, seed=cfg.seed + i)
+            run_out = out if out is None or repeat == 1 else out / f"seed-{run_cfg.seed}"
+            with _log_to(run_out):
+                result = run_experiment(run_cfg, run_out, progress=sys.stderr.isatty())
+            records.append(result.metrics)
     except (KeyError, ValueError, FileNotFoundError, OSError, RuntimeError) as err:
         _fail(err)
-    rows = {"valid": result.metrics["valid"], "test": result.metrics["test"]}
-    console.print(_table(f"{cfg.model} on {cfg.dataset} ({cfg.protocol})", rows))
+    title = f"{cfg.model} on {cfg.dataset} ({cfg.protocol})"
+    if repeat == 1:
+        console.print(_table(title, {"valid": records[0]["valid"], "test": records[0]["test"]}))
+    else:
+        summary = summarize(records)
+        console.print(_summary_table(f"{title}, {repeat} seeds from {cfg.seed}", summary))
+        if out is not None:
+            (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if out is not None:
         console.print(f"run written to {out}")
 
 
-def _log_to(out: Path) -> None:
+def _summary_table(title: str, summary: dict[str, dict[str, dict[str, float]]]) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    for part in summary:
+        table.add_column(f"{part} mean ± std", justify="right")
+    names = sorted({k for r in summary.values() for k in r}, key=_metric_order)
+    for n in names:
+        cells = [
+            f"{r[n]['mean']:.4f} ± {r[n]['std']:.4f}" if n in r else "" for r in summary.values()
+        ]
+        table.add_row(n, *cells)
+    return table
+
+
+@contextlib.contextmanager
+def _log_to(out: Path | None) -> Iterator[None]:
+    """Copy the library's log into OUT/log.txt while the block runs (nothing when OUT is None)."""
+    if out is None:
+        yield
+        return
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "log.txt", mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    logging.getLogger("ncflab").addHandler(handler)
+    logger = logging.getLogger("ncflab")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 # ------------------------------------------------------------------------------------ evaluate

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ncflab.config import RunConfig
@@ -29,7 +30,7 @@ from ncflab.evaluation.protocols import EvalResult, evaluate, make_validator
 from ncflab.experiments.presets import Protocol, get_protocol, make_split
 from ncflab.models import MODELS, FitOptions, Recommender
 
-__all__ = ["RunResult", "build_model", "load_split", "run_experiment"]
+__all__ = ["RunResult", "build_model", "load_split", "run_experiment", "summarize"]
 
 log = logging.getLogger(__name__)
 
@@ -144,3 +145,22 @@ def write_run(
         per_user["user"] = split.train.user_ids[per_user["user"].to_numpy()]
     per_user.to_csv(out / "per_user.csv", index=False)
     model.save(out / "model")
+
+
+def summarize(records: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean and sample standard deviation (ddof=1; 0 for one run) of each metric over runs:
+    ``{"valid": {"HR@10": {"mean", "std", "n"}}, "test": {...}}``, plus the per-seed values."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for part in ("valid", "test"):
+        names = sorted({k for r in records for k in r.get(part, {})})
+        out[part] = {}
+        for name in names:
+            values = np.array([r[part][name] for r in records if name in r.get(part, {})])
+            std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            out[part][name] = {
+                "mean": float(values.mean()),
+                "std": std,
+                "n": len(values),
+                "values": values.tolist(),
+            }
+    return out
