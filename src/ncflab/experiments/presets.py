@@ -84,7 +84,7 @@ PROTOCOLS: dict[str, Protocol] = {
         _no_filter,
         "loo",
         100,
-        (10,),
+        tuple(range(1, 11)),  # J-NCF Fig. 5 reports HR@N / NDCG@N for N = 1..10
         ("HR", "NDCG"),
         "NDCG@10",
     ),
