@@ -2,12 +2,14 @@
 
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.bpr import BPR
+from ncflab.models.jncf import JNCF
 from ncflab.models.popularity import ItemPop, RandomRecommender
 
 MODELS: dict[str, type[Recommender]] = {
     "itempop": ItemPop,
     "random": RandomRecommender,
     "bpr": BPR,
+    "jncf": JNCF,
 }
 
 __all__ = ["MODELS", "FitOptions", "Recommender"]
