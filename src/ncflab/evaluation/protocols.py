@@ -117,7 +117,7 @@ def evaluate(
     per_user = pd.DataFrame({"user": users, **{k: np.concatenate(v) for k, v in columns.items()}})
     means = {key: float(per_user[key].mean()) for key in columns}
     seconds = time.perf_counter() - t0
-    log.info(
+    log.debug(  # the training loop and the runner report the metrics; this is timing detail
         "%s %s evaluation of %s: %d users in %.2fs: %s",
         protocol,
         part,

@@ -115,6 +115,8 @@ def run_experiment(
     if validator is not None:
         valid = evaluate(model, split, part="valid", protocol=kind, ks=ks, metrics=metrics)
     test = evaluate(model, split, part="test", protocol=kind, ks=ks, metrics=metrics)
+    log.info("valid: %s", valid.means if valid else "no validation part")
+    log.info("test (%d users, %s): %s", test.n_users, kind, test.means)
     record = {
         "valid": valid.means if valid else {},
         "test": test.means,
