@@ -17,6 +17,7 @@ from ncflab.models import MODELS, FitOptions, Recommender
 FAST: dict[str, dict] = {
     "bpr": {"factors": 16, "lr": 0.02, "reg": 1e-3, "epochs": 30, "batch_size": 256},
     "jncf": {"lr": 3e-3, "epochs": 15, "batch_size": 64},
+    "ease": {"l2": 10.0},
 }
 # Models that cannot personalise, and what they must do on the synthetic problem instead.
 NON_PERSONALISED = {"itempop", "random"}

@@ -2,6 +2,7 @@
 
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.bpr import BPR
+from ncflab.models.ease import EASE
 from ncflab.models.jncf import JNCF
 from ncflab.models.popularity import ItemPop, RandomRecommender
 
@@ -10,6 +11,7 @@ MODELS: dict[str, type[Recommender]] = {
     "random": RandomRecommender,
     "bpr": BPR,
     "jncf": JNCF,
+    "ease": EASE,
 }
 
 __all__ = ["MODELS", "FitOptions", "Recommender"]
