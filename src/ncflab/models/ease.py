@@ -59,8 +59,15 @@ class EASE(Recommender):
         return self
 
     def _rows(self) -> sp.csr_matrix:
-        data = np.ones(len(self.indices_), np.float32)
-        return sp.csr_matrix((data, self.indices_, self.indptr_), (self.n_users_, self.n_items_))
+        """The training matrix, built once per fitted (or loaded) state: evaluation calls
+        ``score`` batch after batch."""
+        cached = getattr(self, "_x_cache", None)
+        if cached is None or cached[0] is not self.indices_:
+            data = np.ones(len(self.indices_), np.float32)
+            shape = (self.n_users_, self.n_items_)
+            cached = (self.indices_, sp.csr_matrix((data, self.indices_, self.indptr_), shape))
+            self._x_cache = cached
+        return cached[1]
 
     def score(self, users: np.ndarray) -> torch.Tensor:
         """(B, n_items) float32: the users' training rows times B."""
