@@ -11,7 +11,7 @@ from test_contract import FAST, beats_outside, block_problem
 
 from ncflab.data.interactions import Interactions
 from ncflab.models import FitOptions, Recommender
-from ncflab.models.jncf import JNCF, RatingGraph, table6_layers
+from ncflab.models.jncf import JNCF, RatingGraph, SparseLinear, table6_layers
 
 # 2 users x 3 items: user 0 rated items 0 (4) and 2 (2); user 1 rated item 1 (5).
 R = np.array([[4.0, 0.0, 2.0], [0.0, 5.0, 0.0]], np.float32)
@@ -82,6 +82,34 @@ def test_sparse_first_layer_equals_dense_product() -> None:
     item_layer = model.module_.item_in
     expected = torch.from_numpy(dense.T[cols.numpy()]).float() @ item_layer.weight
     torch.testing.assert_close(item_layer(*graph.item_bag(cols)), expected + item_layer.bias)
+
+
+@pytest.mark.parametrize("side", ["user", "item"])
+def test_sparse_first_layer_gradient_equals_dense_gradient(side: str) -> None:
+    # The custom backward (Vᵀ G as a transposed embedding bag) must give autograd's dense answer.
+    rng = np.random.default_rng(1)
+    dense = rng.integers(1, 6, (9, 13)) * (rng.random((9, 13)) < 0.3)
+    dense[4] = 0  # an empty row and column are legal: their bags are empty
+    dense[:, 7] = 0
+    csr = sp.csr_matrix(dense.astype(np.float32))
+    graph = RatingGraph.from_csr(csr.indptr, csr.indices, csr.data, 13, torch.device("cpu"))
+    matrix = dense if side == "user" else dense.T
+    layer = SparseLinear(matrix.shape[1], 4)
+    torch.nn.init.normal_(layer.weight)
+    torch.nn.init.normal_(layer.bias)
+    rows = torch.tensor([0, 2, 4, 7, 8])
+    bag = graph.user_bag(rows) if side == "user" else graph.item_bag(rows)
+    g = torch.randn(len(rows), 4)
+    (layer(*bag) * g).sum().backward()
+    weight = layer.weight.detach().clone().requires_grad_()
+    v = torch.from_numpy(matrix[rows.numpy()]).float()
+    ((v @ weight + layer.bias.detach()) * g).sum().backward()
+    torch.testing.assert_close(layer.weight.grad, weight.grad)
+    torch.testing.assert_close(layer.bias.grad, g.sum(0))
+    with pytest.raises(ValueError, match="unique and sorted"):
+        repeated = torch.tensor([2, 2])
+        bag = graph.user_bag(repeated) if side == "user" else graph.item_bag(repeated)
+        layer(*bag).sum().backward()
 
 
 def test_mask_removes_exactly_the_target_entry() -> None:
