@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ncflab.config import RunConfig, apply_overrides, load_config, parse_value
@@ -56,3 +58,16 @@ def test_unknown_keys_are_errors(tmp_path) -> None:
     bad.write_text("dataset = \n")
     with pytest.raises(ValueError, match="not valid TOML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name
+)
+def test_shipped_configs_name_real_models_datasets_and_protocols(path: Path) -> None:
+    from ncflab.data.datasets import DATASETS
+    from ncflab.experiments.presets import PROTOCOLS
+    from ncflab.experiments.run import build_model
+
+    config = load_config(path)
+    assert config.dataset in DATASETS and config.protocol in PROTOCOLS
+    build_model(config.model, config.params, config.seed)  # unknown fields raise
