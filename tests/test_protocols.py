@@ -198,3 +198,14 @@ def test_missing_negatives_row_is_an_error(split: Split) -> None:
     bad = Split(split.train, split.test, split.valid, negatives)
     with pytest.raises(ValueError, match="user index 2"):
         evaluate(Table(DESCENDING), bad, protocol="sampled")
+
+
+def test_f1_of_means_is_the_harmonic_mean_of_averaged_precision_and_recall() -> None:
+    from ncflab.evaluation.protocols import f1_of_means
+
+    # JCA's Table 3 (ML-1M, JCA): P@10 .2384, R@10 .1845 → F1@10 .2080.
+    means = {"Precision@10": 0.2384, "Recall@10": 0.1845, "F1@10": 0.15, "HR@10": 0.9}
+    assert f1_of_means(means) == {"F1avg@10": pytest.approx(0.2080, abs=5e-5)}
+    zero = {"Precision@1": 0.0, "Recall@1": 0.0, "F1@1": 0.0}
+    assert f1_of_means(zero) == {"F1avg@1": 0.0}
+    assert f1_of_means({"Precision@5": 0.1, "Recall@5": 0.2}) == {}  # F1 not asked for
