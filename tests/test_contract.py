@@ -19,7 +19,7 @@ FAST: dict[str, dict] = {
     "jncf": {"lr": 3e-3, "epochs": 15, "batch_size": 64},
     "ease": {"l2": 10.0},
     "nbpr": {"lr": 0.01, "epochs": 20, "batch_size": 64},
-    "dncr": {"lr": 0.01, "epochs": 25, "batch_size": 64, "n_neg": 4},
+    "dncr": {"lr": 0.02, "epochs": 20, "batch_size": 128, "n_neg": 4},
     "neupr": {"lr": 0.01, "epochs": 20, "batch_size": 64},
     "jca": {"hidden": 32, "block_users": 64, "block_items": 32, "lr": 0.01, "epochs": 20},
     "uautorec": {"hidden": 32, "batch_size": 32, "lr": 0.01, "epochs": 20},
