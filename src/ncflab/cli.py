@@ -1,4 +1,4 @@
-"""The ``ncflab`` command line: data, train, evaluate, recommend.
+"""The ``ncflab`` command line: data, train, evaluate, compare, recommend.
 
 Each verb is a thin layer over library functions; errors a user can cause (unknown names, bad
 files, bad values) are printed as one clear line and exit with status 2.
@@ -216,20 +216,13 @@ def evaluate(
 ) -> None:
     """Re-evaluate a saved run: rebuild its split from config.toml (checking the fingerprint),
     load the model and print the metrics."""
-    from ncflab.config import load_config
     from ncflab.evaluation.protocols import evaluate as run_eval
     from ncflab.experiments.presets import get_protocol
-    from ncflab.experiments.run import load_split
-    from ncflab.models.base import Recommender
+    from ncflab.experiments.run import load_run
 
     try:
-        cfg = load_config(run / "config.toml")
-        if data_dir is not None:
-            cfg.data_dir = data_dir
+        cfg, split, model = load_run(run, data_dir=data_dir)
         preset = get_protocol(cfg.protocol)
-        split = load_split(cfg, preset)
-        _check_fingerprint(run, split.fingerprint())
-        model = Recommender.load(run / "model")
         res = run_eval(
             model,
             split,
@@ -243,15 +236,55 @@ def evaluate(
     console.print(_table(f"{cfg.model} on {cfg.dataset} ({cfg.protocol})", {part: res.means}))
 
 
-def _check_fingerprint(run: Path, fingerprint: str) -> None:
-    path = run / "split.json"
-    if path.is_file():
-        saved = json.loads(path.read_text()).get("fingerprint")
-        if saved and saved != fingerprint:
+# ------------------------------------------------------------------------------------- compare
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="A run directory written by `ncflab train`.")],
+    run_b: Annotated[Path, typer.Argument(help="Another run on the same split.")],
+    k: Annotated[int, typer.Option("--k", "-k", help="Top-K cut-off.")] = 10,
+    part: Annotated[str, typer.Option(help="test or valid.")] = "test",
+    png: Annotated[
+        Path | None, typer.Option(help="Write the CDF plot here (needs matplotlib).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Hits difference rate of two runs (JCA §3.3, Fig. 1): per user, the share of the top-K
+    hits that only one of the two models gets; prints the shares of users above 20 % and 50 %."""
+    import importlib.util
+
+    from ncflab.experiments import compare as cmp
+
+    try:
+        # Fail before minutes of scoring, not after, when the plot cannot be made.
+        if png is not None and importlib.util.find_spec("matplotlib") is None:
             raise ValueError(
-                f"the rebuilt split has fingerprint {fingerprint}, the run was made on {saved}:"
-                " the data or the code changed"
+                "--png needs matplotlib: pip install matplotlib (or pip install 'ncflab[plot]')"
             )
+        split, model_a, model_b = cmp.load_pair(run_a, run_b, data_dir=data_dir)
+        hits_a = cmp.top_k_hits(model_a, split, k, part=part)
+        hits_b = cmp.top_k_hits(model_b, split, k, part=part)
+        summary = cmp.summarize_rates(cmp.hits_difference_rate(hits_a, hits_b))
+        if png is not None:
+            title = f"{model_a.name} vs {model_b.name}, top-{k} hits on {part}"
+            cmp.plot_cdf(summary, png, title=title)
+    except (KeyError, ValueError, FileNotFoundError, OSError, ImportError) as err:
+        _fail(err)
+    n, undef = summary.n_users, summary.n_undefined
+    table = Table(title=f"hits difference rate @{k} on {part}: {run_a} vs {run_b}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("evaluated users", str(n))
+    table.add_row(
+        f"mean hits@{k}, A / B", f"{hits_a.counts().mean():.4f} / {hits_b.counts().mean():.4f}"
+    )
+    table.add_row("undefined (no hit by either)", f"{undef} ({undef / max(n, 1):.1%})")
+    for t in summary.above:
+        table.add_row(f"rate > {t:g}, of defined users", f"{summary.above[t]:.1%}")
+        table.add_row(f"rate > {t:g}, of all users", f"{summary.above_all[t]:.1%}")
+    table.add_row("mean rate (defined users)", f"{summary.mean:.4f}")
+    console.print(table)
+    if png is not None:
+        console.print(f"CDF written to {png}")
 
 
 # ----------------------------------------------------------------------------------- recommend

@@ -251,6 +251,21 @@ def _full_batch(
     n_items: int,
 ) -> Ranked:
     """Rank every unmasked item for ``users`` (B,): relevant = their items in the part."""
+    _, rel_valid, rel_scores, other = _full_inputs(model, users, rel_csr, mask_csr, n_items)
+    return rank_relevant(rel_scores, rel_valid, other)
+
+
+def _full_inputs(
+    model: object,
+    users: np.ndarray,
+    rel_csr: sp.csr_matrix,
+    mask_csr: sp.csr_matrix,
+    n_items: int,
+) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What full ranking of ``users`` (B,) ranks: their relevant items (B, R) int64 padded with
+    item 0, the (B, R) bool valid mask, the (B, R) relevant scores, and the (B, n_items) scores
+    of the other candidates with masked and relevant items at ``-inf`` (for ``rank_relevant``;
+    also used by ``ncflab.experiments.compare`` to know *which* relevant items are hits)."""
     scores = _scores(model, "score", (len(users), n_items), users)
     rel_items, rel_valid = _padded(rel_csr, users)
     dev = scores.device
@@ -260,7 +275,7 @@ def _full_batch(
     for csr in (mask_csr, rel_csr):
         rows, cols, _ = _rows(csr, users)
         other[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)] = _NEG_INF
-    return rank_relevant(rel_scores, torch.from_numpy(rel_valid).to(dev), other)
+    return rel_items, torch.from_numpy(rel_valid).to(dev), rel_scores, other
 
 
 def _sampled_batch(

@@ -8,6 +8,9 @@ A run directory holds everything needed to trust and repeat the result::
     per_user.csv     test metrics per user (original user ids)
     model/           the trained model (config.json + state.safetensors, no pickle)
     log.txt          the run's log
+
+``load_run`` reads one back: the split is rebuilt from ``config.toml`` and must have the
+fingerprint stored in ``split.json``, so a model is never evaluated on data it was not made for.
 """
 
 from __future__ import annotations
@@ -23,14 +26,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from ncflab.config import RunConfig
+from ncflab.config import RunConfig, load_config
 from ncflab.data.datasets import DATASETS, load_dataset, load_split_files
 from ncflab.data.splits import Split, split_from_frames, with_negatives
 from ncflab.evaluation.protocols import EvalResult, evaluate, make_validator
 from ncflab.experiments.presets import Protocol, get_protocol, make_split
 from ncflab.models import MODELS, FitOptions, Recommender
 
-__all__ = ["RunResult", "build_model", "load_split", "run_experiment", "summarize"]
+__all__ = [
+    "RunResult",
+    "build_model",
+    "load_run",
+    "load_split",
+    "run_experiment",
+    "saved_fingerprint",
+    "summarize",
+]
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +158,41 @@ def write_run(
         per_user["user"] = split.train.user_ids[per_user["user"].to_numpy()]
     per_user.to_csv(out / "per_user.csv", index=False)
     model.save(out / "model")
+
+
+def saved_fingerprint(run: str | Path) -> str | None:
+    """The split fingerprint stored in ``run/split.json``, or None when the run has none."""
+    path = Path(run) / "split.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("fingerprint") or None
+
+
+def load_run(
+    run: str | Path, *, data_dir: str | None = None, split: Split | None = None
+) -> tuple[RunConfig, Split, Recommender]:
+    """Read a run directory back: its resolved config, its split rebuilt from the config (the
+    fingerprint checked against ``split.json``) and its saved model.
+
+    Args:
+        run: a directory written by ``run_experiment(..., out=run)``.
+        data_dir: overrides the config's ``data_dir`` (the data may have moved).
+        split: a split already rebuilt for another run; reused (not rebuilt) when this run's
+            saved fingerprint equals its fingerprint, as when two runs share one split.
+    """
+    run = Path(run)
+    config = load_config(run / "config.toml")
+    if data_dir is not None:
+        config.data_dir = data_dir
+    saved = saved_fingerprint(run)
+    if split is None or saved is None or saved != split.fingerprint():
+        split = load_split(config, get_protocol(config.protocol))
+        if saved and saved != split.fingerprint():
+            raise ValueError(
+                f"the rebuilt split has fingerprint {split.fingerprint()}, the run was made on "
+                f"{saved}: the data or the code changed"
+            )
+    return config, split, Recommender.load(run / "model")
 
 
 def summarize(records: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
