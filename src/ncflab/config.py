@@ -38,14 +38,15 @@ class TrainConfig:
     """Runtime options of the training loop.
 
     Attributes:
-        patience: epochs without validation improvement before stopping (best epoch restored).
+        patience: epochs without validation improvement before stopping (best epoch restored);
+            0 = the protocol's own choice (``Protocol.patience``).
         eval_every: validate every this many epochs.
         monitor: validation metric to early-stop on; empty = the protocol's own choice.
         device: "auto" (CUDA when present), "cpu" or "cuda".
         threads: torch CPU threads; 0 leaves torch's default.
     """
 
-    patience: int = 5
+    patience: int = 0
     eval_every: int = 1
     monitor: str = ""
     device: str = "auto"

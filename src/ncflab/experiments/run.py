@@ -113,7 +113,7 @@ def run_experiment(
     options = FitOptions(
         validate=validator,
         monitor=config.train.monitor or protocol.monitor,
-        patience=config.train.patience,
+        patience=config.train.patience or protocol.patience,
         eval_every=config.train.eval_every,
         device=config.train.device,
         checkpoint_dir=Path(out) / "checkpoint" if out else None,
