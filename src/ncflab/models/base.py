@@ -106,6 +106,20 @@ class Recommender:
             )
         return users
 
+    def check_candidates(
+        self, users: np.ndarray, items: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``users`` (B,) and candidate ``items`` (B, C) as int64 arrays, both checked to be
+        fitted indices (``score_items``'s arguments)."""
+        users = self.check_users(users)
+        items = np.asarray(items, dtype=np.int64)
+        if items.ndim != 2 or items.shape[0] != len(users):
+            raise ValueError(f"items must be (B={len(users)}, C), got shape {items.shape}")
+        bad = items[(items < 0) | (items >= self.n_items_)]
+        if bad.size:
+            raise IndexError(f"item indices {bad[:5].tolist()} outside [0, {self.n_items_})")
+        return users, items
+
     # ----------------------------------------------------------- persistence
     def state_arrays(self) -> dict[str, torch.Tensor]:
         """Learned tensors to save. Default: every ``*_`` ndarray/tensor attribute and the

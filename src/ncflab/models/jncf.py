@@ -156,13 +156,7 @@ class JNCF(Recommender):
     @torch.no_grad()
     def score_items(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
         """(B, C) float32 CPU logits of candidate ``items`` (B, C) for ``users`` (B,)."""
-        users = self.check_users(users)
-        items = np.asarray(items, dtype=np.int64)
-        if items.ndim != 2 or items.shape[0] != len(users):
-            raise ValueError(f"items must be (B={len(users)}, C), got shape {items.shape}")
-        bad = items[(items < 0) | (items >= self.n_items_)]
-        if bad.size:
-            raise IndexError(f"item indices {bad[:5].tolist()} outside [0, {self.n_items_})")
+        users, items = self.check_candidates(users, items)
         graph = self._graph(self._device())
         zu = self.module_.embed_users(*graph.user_bag(torch.from_numpy(users).to(graph.device)))
         return self._rank(zu, torch.from_numpy(items).to(graph.device))

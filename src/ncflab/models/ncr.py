@@ -163,7 +163,7 @@ class NCRBase(Recommender):
         """``reduce`` of the (b, C, C) pair logits of chunks of b users, concatenated on the CPU.
         The pre-activations of rows × C pairs (× width h) are kept near PAIR_BUDGET floats:
         several users at a time for small C, blocks of rows of one user for large C."""
-        users, items = self._check_candidates(users, items)
+        users, items = self.check_candidates(users, items)
         m, dev = self.module_.eval(), self._device()
         c = items.shape[1]
         user_step = max(1, PAIR_BUDGET // max(1, c * c * m.width))
@@ -201,18 +201,6 @@ class NCRBase(Recommender):
     # ------------------------------------------------------------------- helpers
     def _device(self) -> torch.device:
         return next(self.module_.parameters()).device
-
-    def _check_candidates(
-        self, users: np.ndarray, items: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        users = self.check_users(users)
-        items = np.asarray(items, dtype=np.int64)
-        if items.ndim != 2 or items.shape[0] != len(users):
-            raise ValueError(f"items must be (B={len(users)}, C), got shape {items.shape}")
-        bad = items[(items < 0) | (items >= self.n_items_)]
-        if bad.size:
-            raise IndexError(f"item indices {bad[:5].tolist()} outside [0, {self.n_items_})")
-        return users, items
 
     def _check_params(self) -> None:
         for key in ("factors", "n_neg", "epochs"):
