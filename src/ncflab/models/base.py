@@ -106,6 +106,10 @@ class Recommender:
             )
         return users
 
+    def _device(self) -> torch.device:
+        """The device of the fitted network ``module_`` (neural models keep it there)."""
+        return next(self.module_.parameters()).device
+
     def check_candidates(
         self, users: np.ndarray, items: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -143,9 +143,6 @@ class AutoencoderRecommender(Recommender):
             self._graph_cache = graph_of(csr, device)
         return self._graph_cache
 
-    def _device(self) -> torch.device:
-        return next(self.module_.parameters()).device
-
     def _clear_caches(self, keep_graph: bool = False) -> None:
         self._hidden_cache = None
         if not keep_graph:

@@ -256,9 +256,6 @@ class JNCF(Recommender):
             )
         return self._graph_cache
 
-    def _device(self) -> torch.device:
-        return next(self.module_.parameters()).device
-
     def _clear_caches(self, keep_graph: bool = False) -> None:
         self._q_items = None
         if not keep_graph:

@@ -199,9 +199,6 @@ class NCRBase(Recommender):
         return np.take_along_axis(np.asarray(items, np.int64), positions, axis=1)
 
     # ------------------------------------------------------------------- helpers
-    def _device(self) -> torch.device:
-        return next(self.module_.parameters()).device
-
     def _check_params(self) -> None:
         for key in ("factors", "n_neg", "epochs"):
             if int(getattr(self, key)) < 1:
