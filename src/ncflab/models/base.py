@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ncflab.data.interactions import Interactions
@@ -123,6 +124,70 @@ class Recommender:
         if bad.size:
             raise IndexError(f"item indices {bad[:5].tolist()} outside [0, {self.n_items_})")
         return users, items
+
+    # ------------------------------------------------------------ new users
+    def score_new_users(self, rows: sp.spmatrix) -> torch.Tensor:
+        """(B, n_items) float32 CPU scores for users not seen in training, from their rows
+        ``rows`` (B, n_items), scipy sparse (fold-in, no retraining). Models whose parameters
+        are per training user cannot do this and keep this default, which says so."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot score a user unseen in training without retraining "
+            "(its parameters are per training user)"
+        )
+
+    def check_rows(self, rows: sp.spmatrix, *, binary: bool = True) -> sp.csr_matrix:
+        """New users' ``rows`` as float32 CSR (duplicates summed, zeros dropped; every value
+        set to 1 when ``binary``). Anything but a (B, n_items) sparse matrix of finite values
+        >= 0 is an error naming what was given: a new user's data is never silently changed."""
+        self.check_fitted()
+        if not sp.issparse(rows) or rows.ndim != 2 or rows.shape[1] != self.n_items_:
+            raise ValueError(
+                f"rows must be a scipy sparse (B, {self.n_items_}) matrix, got "
+                f"{type(rows).__name__} of shape {getattr(rows, 'shape', None)}"
+            )
+        csr = sp.csr_matrix(rows, dtype=np.float32)
+        csr.sum_duplicates()
+        if not (np.isfinite(csr.data).all() and (csr.data >= 0).all()):
+            raise ValueError("new users' rows must hold finite values >= 0 (0 = unknown)")
+        csr.eliminate_zeros()
+        if binary:
+            csr.data[:] = 1.0
+        return csr
+
+    def recommend_for_items(
+        self,
+        train: Interactions,
+        item_ids: np.ndarray | list,
+        ratings: np.ndarray | list | None = None,
+        k: int = 10,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` for one new user given the original ids of the items they interacted
+        with (and their ``ratings``, 1 each when None) through ``score_new_users``; ``train``
+        supplies the id maps. Unknown ids raise ``KeyError`` naming them, an item given twice
+        with ratings a ``ValueError``. Returns (k,) original item ids (the given items
+        excluded) and their scores."""
+        self.check_fitted()
+        if train.n_items != self.n_items_:
+            raise ValueError(f"train has {train.n_items} items, the model {self.n_items_}")
+        index = train.item_index(item_ids)  # KeyError names unknown ids
+        if ratings is None:
+            index = np.unique(index)
+            values = np.ones(len(index), np.float32)
+        else:
+            values = np.asarray(ratings, dtype=np.float32)
+            if values.shape != index.shape:
+                raise ValueError(
+                    f"ratings must have one value per item ({len(index)}), got {values.shape}"
+                )
+            uniq, counts = np.unique(index, return_counts=True)
+            if (counts > 1).any():
+                twice = train.item_ids[uniq[counts > 1]][:5].tolist()
+                raise ValueError(f"items {twice} are given more than once with ratings")
+        row = sp.csr_matrix((values, (np.zeros_like(index), index)), shape=(1, self.n_items_))
+        scores = self.score_new_users(row)[0]
+        scores[torch.from_numpy(index)] = -torch.inf
+        top = torch.topk(scores, min(k, self.n_items_ - len(np.unique(index))))
+        return train.item_ids[top.indices.numpy()], top.values.numpy()
 
     # ----------------------------------------------------------- persistence
     def state_arrays(self) -> dict[str, torch.Tensor]:

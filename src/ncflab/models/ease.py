@@ -72,11 +72,12 @@ class EASE(Recommender):
     def score(self, users: np.ndarray) -> torch.Tensor:
         """(B, n_items) float32: the users' training rows times B."""
         users = self.check_users(users)
-        return self.score_rows(self._rows()[users])
+        return self._score(self._rows()[users])
 
-    def score_rows(self, rows: sp.spmatrix) -> torch.Tensor:
-        """(B, n_items) float32 scores of arbitrary interaction rows (B, n_items), e.g. a new
-        user's items (fold-in): no refitting needed."""
-        if rows.shape[1] != self.n_items_:
-            raise ValueError(f"rows have {rows.shape[1]} columns, the model has {self.n_items_}")
-        return torch.from_numpy(np.asarray(sp.csr_matrix(rows) @ self.B_, dtype=np.float32))
+    def score_new_users(self, rows: sp.spmatrix) -> torch.Tensor:
+        """(B, n_items) float32 scores of new users' interaction rows (B, n_items), scipy
+        sparse, any value > 0 = interacted: X_new B, no refitting needed (fold-in)."""
+        return self._score(self.check_rows(rows))
+
+    def _score(self, rows: sp.csr_matrix) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(rows @ self.B_, dtype=np.float32))

@@ -102,29 +102,11 @@ class AutoencoderRecommender(Recommender):
                 f"{type(self).__name__} has no user component: its weights are per training "
                 "user, so it cannot score a new user without retraining"
             )
-        csr = _check_rows(rows, self.n_items_)
+        csr = self.check_rows(rows)  # implicit feedback (§3.1): every positive is a 1
         graph = self._graph(self._device())
         bag = RatingGraph.bag_from_csr(csr, graph.device)
         empty = torch.empty(0, dtype=torch.long, device=graph.device)  # no f on the user side
         return user_ae.eval().decode(user_ae.hidden(bag, empty)).float().cpu()
-
-    def recommend_for_items(
-        self, train: Interactions, item_ids: np.ndarray | list, k: int = 10
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` for a new user given the original ids of the items they liked; ``train``
-        supplies the id maps. Unknown ids raise ``KeyError`` naming them. Returns (k,) original
-        item ids (liked items excluded) and their scores."""
-        if train.n_items != getattr(self, "n_items_", train.n_items):
-            raise ValueError(f"train has {train.n_items} items, the model {self.n_items_}")
-        index = np.unique(train.item_index(item_ids))  # KeyError names unknown ids
-        row = sp.csr_matrix(
-            (np.ones(len(index), np.float32), (np.zeros_like(index), index)),
-            shape=(1, self.n_items_),
-        )
-        scores = self.score_new_users(row)[0]
-        scores[torch.from_numpy(index)] = -torch.inf
-        top = torch.topk(scores, min(k, self.n_items_ - len(index)))
-        return train.item_ids[top.indices.numpy()], top.values.numpy()
 
     # ------------------------------------------------------------------- helpers
     def _item_hidden(self) -> torch.Tensor:
@@ -256,20 +238,3 @@ def _csr_arrays(csr: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     csr = sp.csr_matrix(csr)
     csr.sum_duplicates()
     return csr.indptr.astype(np.int64), csr.indices.astype(np.int64)
-
-
-def _check_rows(rows: sp.spmatrix, n_items: int) -> sp.csr_matrix:
-    """New users' rows as a 0/1 float32 CSR; anything but a (B, n_items) sparse matrix of
-    finite values >= 0 is an error naming what was given."""
-    if not sp.issparse(rows) or rows.ndim != 2 or rows.shape[1] != n_items:
-        raise ValueError(
-            f"rows must be a scipy sparse (B, {n_items}) matrix, got {type(rows).__name__} "
-            f"of shape {getattr(rows, 'shape', None)}"
-        )
-    csr = sp.csr_matrix(rows, dtype=np.float32)
-    csr.sum_duplicates()
-    if not (np.isfinite(csr.data).all() and (csr.data >= 0).all()):
-        raise ValueError("new users' rows must hold finite values >= 0 (> 0 = positive)")
-    csr.eliminate_zeros()
-    csr.data[:] = 1.0  # implicit feedback (§3.1): every positive is a 1
-    return csr

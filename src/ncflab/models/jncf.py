@@ -167,47 +167,10 @@ class JNCF(Recommender):
         rows ``rows`` (B, n_items), scipy sparse: rating, or any positive value for implicit
         feedback; 0 = unknown (Eq. 3). No retraining: z_i is built from the training matrix,
         which a new user does not change."""
-        self.check_fitted()
-        if not sp.issparse(rows) or rows.ndim != 2 or rows.shape[1] != self.n_items_:
-            raise ValueError(
-                f"rows must be a scipy sparse (B, {self.n_items_}) matrix, got "
-                f"{type(rows).__name__} of shape {getattr(rows, 'shape', None)}"
-            )
-        csr = sp.csr_matrix(rows, dtype=np.float32)
-        csr.eliminate_zeros()
-        if not (np.isfinite(csr.data).all() and (csr.data > 0).all()):
-            raise ValueError("ratings of a new user must be finite and > 0 (0 means unknown)")
-        if self.feedback == "implicit" or not self._explicit_:
-            csr.data[:] = 1.0
+        csr = self.check_rows(rows, binary=self.feedback == "implicit" or not self._explicit_)
         graph = self._graph(self._device())
         bag = RatingGraph.bag_from_csr(csr, graph.device)
         return self._rank(self.module_.embed_users(*bag), None)
-
-    def recommend_for_items(
-        self,
-        train: Interactions,
-        item_ids: np.ndarray | list,
-        ratings: np.ndarray | list | None = None,
-        k: int = 10,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` for a new user given the original ids of items they rated (``ratings``,
-        or 1 each when None); ``train`` supplies the id maps. Unknown ids raise ``KeyError``
-        naming them. Returns (k,) original item ids (rated items excluded) and their logits."""
-        if train.n_items != getattr(self, "n_items_", train.n_items):
-            raise ValueError(f"train has {train.n_items} items, the model {self.n_items_}")
-        index = train.item_index(item_ids)  # KeyError names unknown ids
-        values = np.ones(len(index), np.float32) if ratings is None else np.asarray(ratings)
-        if values.shape != index.shape:
-            raise ValueError(
-                f"ratings must have one value per item ({len(index)}), got {values.shape}"
-            )
-        row = sp.csr_matrix(
-            (values.astype(np.float32), (np.zeros_like(index), index)), shape=(1, self.n_items_)
-        )
-        scores = self.score_new_users(row)[0]
-        scores[torch.from_numpy(index)] = -torch.inf
-        top = torch.topk(scores, min(k, self.n_items_ - len(np.unique(index))))
-        return train.item_ids[top.indices.numpy()], top.values.numpy()
 
     def _rank(self, zu: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         """Logits for user representations ``zu`` (B, d) against all items (items=None) or the
