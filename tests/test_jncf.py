@@ -216,7 +216,7 @@ def test_unknown_item_ids_are_rejected(fitted) -> None:
         model.recommend_for_items(train, [1, 9999])
     with pytest.raises(ValueError, match="rows must be"):
         model.score_new_users(sp.csr_matrix((1, 5)))
-    with pytest.raises(ValueError, match="> 0"):
+    with pytest.raises(ValueError, match=">= 0"):
         model.score_new_users(sp.csr_matrix(np.full((1, train.n_items), -1.0)))
 
 
