@@ -1,4 +1,4 @@
-"""The ``ncflab`` command line: data, train, evaluate, compare, recommend.
+"""The ``ncflab`` command line: data, train, tune, evaluate, compare, recommend.
 
 Each verb is a thin layer over library functions; errors a user can cause (unknown names, bad
 files, bad values) are printed as one clear line and exit with status 2.
@@ -13,12 +13,15 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from ncflab.config import RunConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 data_app = typer.Typer(no_args_is_help=True, help="List, describe and split datasets.")
@@ -139,19 +142,13 @@ def train(
     """Train a model with early stopping on validation, evaluate it once on test, print the
     metrics table and write the run directory. With ``--repeat N`` the run is made for N seeds
     (each in OUT/seed-S) and the table shows mean ± std, also written to OUT/summary.json."""
-    from ncflab.config import load_config
     from ncflab.experiments.run import run_experiment, summarize
 
     flags = {"model": model, "dataset": dataset, "protocol": protocol, "seed": seed}
-    overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
-    if device is not None:
-        overrides.append(f"train.device={json.dumps(device)}")
-    if data_dir is not None:
-        overrides.append(f"data_dir={json.dumps(data_dir)}")
     try:
         if repeat < 1:
             raise ValueError(f"--repeat must be at least 1, got {repeat}")
-        cfg = load_config(config, overrides + list(set_ or []))
+        cfg = _run_config(config, flags, device, data_dir, set_)
         records = []
         for i in range(repeat):
             run_cfg = dataclasses.replace(cfg, seed=cfg.seed + i)
@@ -171,6 +168,91 @@ def train(
             (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if out is not None:
         console.print(f"run written to {out}")
+
+
+def _run_config(
+    config: Path | None,
+    flags: dict[str, object],
+    device: str | None,
+    data_dir: str | None,
+    set_: list[str] | None,
+) -> RunConfig:
+    """The run config of ``train``/``tune``: the file, then the flags, then ``--set``."""
+    from ncflab.config import load_config
+
+    overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    if device is not None:
+        overrides.append(f"train.device={json.dumps(device)}")
+    if data_dir is not None:
+        overrides.append(f"data_dir={json.dumps(data_dir)}")
+    return load_config(config, overrides + list(set_ or []))
+
+
+# ---------------------------------------------------------------------------------------- tune
+@app.command()
+def tune(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Registry name.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset name.")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="Preset.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Fixed value, e.g. params.epochs=10.")
+    ] = None,
+    trials: Annotated[int, typer.Option("--trials", "-n", help="Budget: trials.")] = 20,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Budget: stop after this many seconds.")
+    ] = None,
+    space: Annotated[
+        Path | None, typer.Option("--space", help="TOML search space (else the model's own).")
+    ] = None,
+    sampler: Annotated[str, typer.Option(help="tpe or random.")] = "tpe",
+    seed: Annotated[int | None, typer.Option("--seed", "-s", help="Seed.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Tune hyperparameters on the validation split (never test) within a budget of trials,
+    then evaluate the best once on test; writes a run directory (config.toml = the chosen
+    values) with tune.json (space, budget, every trial)."""
+    import tomllib
+
+    from ncflab.experiments.tune import run_tuning
+
+    flags = {"model": model, "dataset": dataset, "protocol": protocol, "seed": seed}
+    try:
+        cfg = _run_config(config, flags, device, data_dir, set_)
+        declared = None
+        if space is not None:
+            if not space.is_file():
+                raise FileNotFoundError(f"search space file not found: {space}")
+            try:
+                declared = tomllib.loads(space.read_text())
+            except tomllib.TOMLDecodeError as err:
+                raise ValueError(f"search space {space} is not valid TOML: {err}") from err
+        with _log_to(out):
+            result, record = run_tuning(
+                cfg, out, trials=trials, timeout=timeout, space=declared, sampler=sampler
+            )
+    except (KeyError, ValueError, FileNotFoundError, OSError, RuntimeError) as err:
+        _fail(err)
+    monitor = result.budget["monitor"]
+    table = Table(title=f"{len(result.trials)} trials of {cfg.model} (best 10 by valid {monitor})")
+    names = list(result.trials[0]["params"])
+    for col in ("trial", *names, f"valid {monitor}", "s"):
+        table.add_column(col, justify="right")
+    for t in sorted(result.trials, key=lambda t: -t["valid"][monitor])[:10]:
+        cells = [_cell(t["params"][n]) for n in names]
+        table.add_row(str(t["number"]), *cells, f"{t['valid'][monitor]:.4f}", f"{t['seconds']:.1f}")
+    console.print(table)
+    console.print(f"chosen: {result.best_params}")
+    title = f"{cfg.model} on {cfg.dataset} ({cfg.protocol}), tuned"
+    console.print(_table(title, {"valid": record["valid"], "test": record["test"]}))
+    if out is not None:
+        console.print(f"run written to {out}")
+
+
+def _cell(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _summary_table(title: str, summary: dict[str, dict[str, dict[str, float]]]) -> Table:

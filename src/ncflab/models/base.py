@@ -66,6 +66,9 @@ class Recommender:
     ``fit`` and ``score``; pairwise or candidate-only models override ``score_items``."""
 
     name: ClassVar[str] = "base"
+    # ``ncflab tune``'s default search space: {hyperparameter: {"low", "high"[, "log", "int"]}
+    # or {"choices": [...]}} (see ncflab.experiments.tune); empty = none declared.
+    search_space: ClassVar[dict] = {}
     seed: int = 0
 
     # --------------------------------------------------------------- learning

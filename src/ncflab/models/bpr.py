@@ -95,6 +95,12 @@ class BPR(Recommender):
     """
 
     name: ClassVar[str] = "bpr"
+    # ``ncflab tune``'s default space (epochs come from early stopping on validation).
+    search_space: ClassVar[dict] = {
+        "factors": {"choices": [16, 32, 64, 128]},
+        "lr": {"low": 1e-4, "high": 1e-2, "log": True},
+        "reg": {"low": 1e-6, "high": 1e-2, "log": True},
+    }
     factors: int = 64
     lr: float = 2e-3
     reg: float = 1e-4

@@ -41,6 +41,8 @@ class EASE(Recommender):
     """
 
     name: ClassVar[str] = "ease"
+    # ``ncflab tune``'s default space: λ spans three decades around the usual optimum.
+    search_space: ClassVar[dict] = {"l2": {"low": 10.0, "high": 20000.0, "log": True}}
     l2: float = 1000.0
 
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:

@@ -1,0 +1,246 @@
+"""Hyperparameter tuning on the validation split only, with a declared space and a fixed budget.
+
+A search space maps hyperparameter names to one of::
+
+    {"low": 10.0, "high": 10000.0, "log": true}   # float (log-uniform when log)
+    {"low": 5, "high": 1000, "log": true, "int": true}
+    {"choices": [32, 64, 128]}                    # categorical
+
+Each model may declare its own as the class attribute ``search_space`` (next to the defaults it
+explores); a TOML file (``ncflab tune --space``) replaces it. The budget is a number of trials
+and, optionally, a wall-clock limit. Every trial fits the model on the training part (models
+with a training loop early-stop on validation, as ``ncflab train`` does) and is scored by the
+protocol's validation metric; **test is evaluated once, for the best trial only**, after the
+search. Sampling is Optuna's (TPE by default, or random; seeded, so a search repeats).
+
+The output directory is an ordinary run directory (``config.toml`` holds the chosen values, so
+``ncflab train --config OUT/config.toml`` retrains it; ``ncflab evaluate``/``compare`` read it)
+plus ``tune.json``: the space, the budget, the sampler, every trial's values, validation metrics
+and time, and the best trial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ncflab.config import RunConfig
+from ncflab.data.splits import Split
+from ncflab.evaluation.protocols import evaluate, make_validator
+from ncflab.experiments.presets import Protocol, get_protocol
+from ncflab.experiments.run import build_model, load_split, write_run
+from ncflab.models import MODELS, FitOptions, Recommender
+
+__all__ = ["TuneResult", "check_space", "run_tuning", "search_space", "tune_split"]
+
+log = logging.getLogger(__name__)
+
+SAMPLERS = ("tpe", "random")
+
+
+@dataclass
+class TuneResult:
+    """What a search returns: the best fitted model, its values and every trial."""
+
+    model: Recommender
+    best_params: dict[str, Any]
+    best_valid: dict[str, float]
+    trials: list[dict[str, Any]]
+    budget: dict[str, Any]
+
+
+def search_space(model: str) -> dict[str, dict[str, Any]]:
+    """The space model ``model`` declares (``search_space`` class attribute), checked."""
+    if model not in MODELS:
+        raise KeyError(f"unknown model {model!r}; registered models: {sorted(MODELS)}")
+    space = getattr(MODELS[model], "search_space", None)
+    if not space:
+        raise ValueError(f"model {model!r} declares no search space; pass one with --space FILE")
+    return check_space(model, space)
+
+
+def check_space(model: str, space: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``space`` validated against the model's hyperparameters; an error names the bad entry."""
+    fields = {f.name for f in dataclasses.fields(MODELS[model])} - {"seed"}
+    if not space:
+        raise ValueError("the search space is empty")
+    for name, spec in space.items():
+        if name not in fields:
+            raise ValueError(f"search space: {model!r} has no hyperparameter {name!r}")
+        if not isinstance(spec, dict):
+            raise ValueError(f"search space entry {name!r} must be a table, got {spec!r}")
+        if "choices" in spec:
+            if set(spec) != {"choices"} or not spec["choices"]:
+                raise ValueError(f"search space {name!r}: give only a non-empty 'choices' list")
+            continue
+        low, high = spec.get("low"), spec.get("high")
+        if set(spec) - {"low", "high", "log", "int"} or low is None or high is None:
+            raise ValueError(f"search space {name!r}: expected low, high[, log, int], got {spec}")
+        if not low < high or (spec.get("log") and low <= 0):
+            raise ValueError(f"search space {name!r}: need low < high (and low > 0 with log)")
+    return space
+
+
+def _suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, spec in space.items():
+        if "choices" in spec:
+            out[name] = trial.suggest_categorical(name, list(spec["choices"]))
+        elif spec.get("int"):
+            out[name] = trial.suggest_int(name, spec["low"], spec["high"], log=spec.get("log"))
+        else:
+            log_ = bool(spec.get("log"))
+            out[name] = trial.suggest_float(name, spec["low"], spec["high"], log=log_)
+    return out
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError as err:  # an optional dependency: only tuning needs it
+        raise RuntimeError("tuning needs optuna: pip install 'ncflab[tune]'") from err
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def tune_split(
+    model: str,
+    split: Split,
+    protocol: Protocol,
+    space: dict[str, dict[str, Any]],
+    *,
+    trials: int,
+    timeout: float | None = None,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    sampler: str = "tpe",
+    options: FitOptions | None = None,
+) -> TuneResult:
+    """Search ``space`` for registry model ``model`` on ``split``'s validation part.
+
+    Args:
+        params: fixed hyperparameters (not searched) applied to every trial.
+        trials: the budget in trials; ``timeout`` (seconds) stops earlier if reached.
+        seed: seeds the sampler and every trial's model (one seed: trials differ only by
+            their values).
+        options: fit options (device, patience, ...); its ``validate`` is set here.
+    """
+    if trials < 1:
+        raise ValueError(f"the budget must be at least one trial, got {trials}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
+    if split.valid is None or not len(split.valid):
+        raise ValueError("tuning needs a split with a validation part (test is never used)")
+    space = check_space(model, space)
+    fixed = dict(params or {})
+    overlap = sorted(set(fixed) & set(space))
+    if overlap:
+        raise ValueError(f"{overlap} are both fixed (params) and searched (space)")
+    optuna = _optuna()
+    kind, ks, metrics = protocol.evaluation, protocol.ks, protocol.metrics
+    validator = make_validator(split, protocol=kind, ks=ks, metrics=metrics)
+    base = options or FitOptions()
+    fit_options = dataclasses.replace(base, validate=validator, monitor=protocol.monitor)
+    monitor = fit_options.monitor
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    study = optuna.create_study(direction="maximize", sampler=samplers[sampler](seed=seed))
+    records: list[dict[str, Any]] = []
+    best: dict[str, Any] = {}
+
+    def objective(trial: Any) -> float:
+        values = _suggest(trial, space)
+        t0 = time.perf_counter()
+        fitted = build_model(model, {**fixed, **values}, seed).fit(split.train, fit_options)
+        valid = evaluate(fitted, split, part="valid", protocol=kind, ks=ks, metrics=metrics)
+        score = float(valid.means[monitor])
+        seconds = time.perf_counter() - t0
+        records.append(
+            {"number": trial.number, "params": values, "valid": valid.means, "seconds": seconds}
+        )
+        log.info("trial %d %s: %s=%.4f (%.1fs)", trial.number, values, monitor, score, seconds)
+        if math.isfinite(score) and (not best or score > best["score"]):
+            best.update(score=score, model=fitted, params=values, valid=valid.means)
+        return score
+
+    study.optimize(objective, n_trials=trials, timeout=timeout)
+    if not best:
+        raise RuntimeError(f"no trial produced a finite {monitor}")
+    budget = {
+        "trials": trials,
+        "timeout_s": timeout,
+        "trials_run": len(records),
+        "sampler": sampler,
+        "seed": seed,
+        "monitor": monitor,
+        "optuna": optuna.__version__,
+    }
+    return TuneResult(best["model"], {**fixed, **best["params"]}, best["valid"], records, budget)
+
+
+def run_tuning(
+    config: RunConfig,
+    out: str | Path | None,
+    *,
+    trials: int,
+    timeout: float | None = None,
+    space: dict[str, Any] | None = None,
+    sampler: str = "tpe",
+) -> tuple[TuneResult, dict[str, Any]]:
+    """Tune ``config.model`` on ``config``'s split (``space``: the model's own when None), then
+    evaluate the best trial's model once on test; write the run directory and ``tune.json``.
+    Returns the search and the run record (as ``metrics.json``)."""
+    protocol = get_protocol(config.protocol)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    space = check_space(config.model, space) if space else search_space(config.model)
+    split = load_split(config, protocol)
+    options = FitOptions(
+        patience=config.train.patience or protocol.patience,
+        eval_every=config.train.eval_every,
+        device=config.train.device,
+    )
+    result = tune_split(
+        config.model,
+        split,
+        protocol,
+        space,
+        trials=trials,
+        timeout=timeout,
+        params=config.params,
+        seed=config.seed,
+        sampler=sampler,
+        options=options,
+    )
+    kind, ks, metrics = protocol.evaluation, protocol.ks, protocol.metrics
+    test = evaluate(result.model, split, part="test", protocol=kind, ks=ks, metrics=metrics)
+    chosen = dataclasses.replace(config, params=result.best_params)
+    record = {
+        "valid": result.best_valid,
+        "test": test.means,
+        "model": config.model,
+        "dataset": config.dataset,
+        "protocol": protocol.name,
+        "fingerprint": {"data": split.train.fingerprint(), "split": split.fingerprint()},
+        "n_test_users": test.n_users,
+        "tuning": {"budget": result.budget, "space": space},
+        "history": getattr(result.model, "history_", []),
+    }
+    if out is not None:
+        out = Path(out)
+        write_run(out, chosen, result.model, split, test, record)
+        tune_record = {
+            "space": space,
+            "budget": result.budget,
+            "best": {"params": result.best_params, "valid": result.best_valid},
+            "trials": result.trials,
+        }
+        (out / "tune.json").write_text(json.dumps(tune_record, indent=2, default=float))
+    return result, record
