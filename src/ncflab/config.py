@@ -44,6 +44,10 @@ class TrainConfig:
         monitor: validation metric to early-stop on; empty = the protocol's own choice.
         device: "auto" (CUDA when present), "cpu" or "cuda".
         threads: torch CPU threads; 0 leaves torch's default.
+        refit: after validation, fit the model again on train ∪ valid (with the epoch count
+            validation chose, for models with a training loop) and test that model, as Dacrema
+            et al. (TOIS 2021) did for every baseline; off by default, since the seed papers
+            (J-NCF, JCA, NCR) test the model trained on train alone.
     """
 
     patience: int = 0
@@ -51,6 +55,7 @@ class TrainConfig:
     monitor: str = ""
     device: str = "auto"
     threads: int = 0
+    refit: bool = False
 
 
 @dataclass(kw_only=True)

@@ -38,6 +38,7 @@ __all__ = [
     "build_model",
     "load_run",
     "load_split",
+    "refit_train_valid",
     "run_experiment",
     "saved_fingerprint",
     "summarize",
@@ -125,6 +126,9 @@ def run_experiment(
     valid = None
     if validator is not None:
         valid = evaluate(model, split, part="valid", protocol=kind, ks=ks, metrics=metrics)
+    refit, history = None, getattr(model, "history_", [])
+    if config.train.refit:
+        model, refit = refit_train_valid(model, split, options)
     test = evaluate(model, split, part="test", protocol=kind, ks=ks, metrics=metrics)
     log.info("valid: %s", valid.means if valid else "no validation part")
     log.info("test (%d users, %s): %s", test.n_users, kind, test.means)
@@ -137,11 +141,36 @@ def run_experiment(
         "fingerprint": {"data": split.train.fingerprint(), "split": split.fingerprint()},
         "n_test_users": test.n_users,
         "fit_seconds": round(fit_seconds, 3),
-        "history": getattr(model, "history_", []),
+        "refit": refit,
+        "history": history,
     }
     if out is not None:
         write_run(Path(out), config, model, split, test, record)
     return RunResult(model, split, valid, test, record)
+
+
+def refit_train_valid(
+    model: Recommender, split: Split, options: FitOptions
+) -> tuple[Recommender, dict[str, Any]]:
+    """A fresh copy of ``model`` fitted on train ∪ valid, without validation: the procedure of
+    Dacrema et al. (TOIS 2021) after tuning. A model trained by the training loop keeps the
+    number of epochs validation chose (``best_epoch_``); closed-form models just refit.
+    Returns the new model and what was done (stored in ``metrics.json``)."""
+    if split.valid is None or not len(split.valid):
+        raise ValueError("train.refit needs a split with a validation part")
+    overrides: dict[str, Any] = {}
+    best = getattr(model, "best_epoch_", None)
+    if best is not None:
+        if "epochs" not in model.get_params():
+            raise ValueError(f"{model.name} chose epochs on validation but has no 'epochs' field")
+        overrides["epochs"] = int(best)
+    t0 = time.perf_counter()
+    data = split.train.concat(split.valid)
+    refitted = model.clone(**overrides)
+    refitted.fit(data, dataclasses.replace(options, validate=None, checkpoint_dir=None))
+    seconds = time.perf_counter() - t0
+    log.info("refit on train + valid (%d records) %s in %.1fs", len(data), overrides, seconds)
+    return refitted, {"on": "train+valid", "records": len(data), **overrides, "seconds": seconds}
 
 
 def write_run(

@@ -11,7 +11,8 @@ explores); a TOML file (``ncflab tune --space``) replaces it. The budget is a nu
 and, optionally, a wall-clock limit. Every trial fits the model on the training part (models
 with a training loop early-stop on validation, as ``ncflab train`` does) and is scored by the
 protocol's validation metric; **test is evaluated once, for the best trial only**, after the
-search. Sampling is Optuna's (TPE by default, or random; seeded, so a search repeats).
+search (refitted on train ∪ valid first when the config says ``train.refit = true``).
+Sampling is Optuna's (TPE by default, or random; seeded, so a search repeats).
 
 The output directory is an ordinary run directory (``config.toml`` holds the chosen values, so
 ``ncflab train --config OUT/config.toml`` retrains it; ``ncflab evaluate``/``compare`` read it)
@@ -36,7 +37,7 @@ from ncflab.config import RunConfig
 from ncflab.data.splits import Split
 from ncflab.evaluation.protocols import evaluate, make_validator
 from ncflab.experiments.presets import Protocol, get_protocol
-from ncflab.experiments.run import build_model, load_split, write_run
+from ncflab.experiments.run import build_model, load_split, refit_train_valid, write_run
 from ncflab.models import MODELS, FitOptions, Recommender
 
 __all__ = ["TuneResult", "check_space", "run_tuning", "search_space", "tune_split"]
@@ -220,7 +221,10 @@ def run_tuning(
         options=options,
     )
     kind, ks, metrics = protocol.evaluation, protocol.ks, protocol.metrics
-    test = evaluate(result.model, split, part="test", protocol=kind, ks=ks, metrics=metrics)
+    model, refit = result.model, None
+    if config.train.refit:
+        model, refit = refit_train_valid(model, split, options)
+    test = evaluate(model, split, part="test", protocol=kind, ks=ks, metrics=metrics)
     chosen = dataclasses.replace(config, params=result.best_params)
     record = {
         "valid": result.best_valid,
@@ -231,11 +235,12 @@ def run_tuning(
         "fingerprint": {"data": split.train.fingerprint(), "split": split.fingerprint()},
         "n_test_users": test.n_users,
         "tuning": {"budget": result.budget, "space": space},
+        "refit": refit,
         "history": getattr(result.model, "history_", []),
     }
     if out is not None:
         out = Path(out)
-        write_run(out, chosen, result.model, split, test, record)
+        write_run(out, chosen, model, split, test, record)
         tune_record = {
             "space": space,
             "budget": result.budget,
