@@ -25,6 +25,11 @@ FAST: dict[str, dict] = {
     "uautorec": {"hidden": 32, "batch_size": 32, "lr": 0.01, "epochs": 20},
     "iautorec": {"hidden": 32, "batch_size": 16, "lr": 0.01, "epochs": 20},
     "uiautorec": {"hidden": 32, "batch_size": 32, "lr": 0.01, "epochs": 20},
+    "itemknn": {"top_k": 20, "shrink": 10.0},
+    "userknn": {"top_k": 20, "shrink": 10.0},
+    "p3alpha": {"top_k": 20},
+    "rp3beta": {"top_k": 20},
+    "slim": {"top_k": 20},
 }
 # Models that cannot personalise, and what they must do on the synthetic problem instead.
 NON_PERSONALISED = {"itempop", "random"}

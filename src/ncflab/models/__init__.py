@@ -4,10 +4,13 @@ from ncflab.models.autorec import IAutoRec, UAutoRec, UIAutoRec
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.bpr import BPR
 from ncflab.models.ease import EASE
+from ncflab.models.graph import P3alpha, RP3beta
 from ncflab.models.jca import JCA
 from ncflab.models.jncf import JNCF
+from ncflab.models.knn import ItemKNN, UserKNN
 from ncflab.models.ncr import DNCR, NBPR, NeuPR
 from ncflab.models.popularity import ItemPop, RandomRecommender
+from ncflab.models.slim import SLIM
 
 MODELS: dict[str, type[Recommender]] = {
     "itempop": ItemPop,
@@ -22,6 +25,11 @@ MODELS: dict[str, type[Recommender]] = {
     "uautorec": UAutoRec,
     "iautorec": IAutoRec,
     "uiautorec": UIAutoRec,
+    "itemknn": ItemKNN,
+    "userknn": UserKNN,
+    "p3alpha": P3alpha,
+    "rp3beta": RP3beta,
+    "slim": SLIM,
 }
 
 __all__ = ["MODELS", "FitOptions", "Recommender"]
