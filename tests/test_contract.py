@@ -30,6 +30,9 @@ FAST: dict[str, dict] = {
     "p3alpha": {"top_k": 20},
     "rp3beta": {"top_k": 20},
     "slim": {"top_k": 20},
+    "ials": {"factors": 8, "reg": 0.01, "alpha0": 0.1, "epochs": 8},
+    "eals": {"factors": 8, "c0": 10.0, "epochs": 10, "init_std": 0.1},
+    "puresvd": {"factors": 4},
 }
 # Models that cannot personalise, and what they must do on the synthetic problem instead.
 NON_PERSONALISED = {"itempop", "random"}

@@ -3,13 +3,16 @@
 from ncflab.models.autorec import IAutoRec, UAutoRec, UIAutoRec
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.bpr import BPR
+from ncflab.models.eals import EALS
 from ncflab.models.ease import EASE
 from ncflab.models.graph import P3alpha, RP3beta
+from ncflab.models.ials import IALS
 from ncflab.models.jca import JCA
 from ncflab.models.jncf import JNCF
 from ncflab.models.knn import ItemKNN, UserKNN
 from ncflab.models.ncr import DNCR, NBPR, NeuPR
 from ncflab.models.popularity import ItemPop, RandomRecommender
+from ncflab.models.puresvd import PureSVD
 from ncflab.models.slim import SLIM
 
 MODELS: dict[str, type[Recommender]] = {
@@ -30,6 +33,9 @@ MODELS: dict[str, type[Recommender]] = {
     "p3alpha": P3alpha,
     "rp3beta": RP3beta,
     "slim": SLIM,
+    "ials": IALS,
+    "eals": EALS,
+    "puresvd": PureSVD,
 }
 
 __all__ = ["MODELS", "FitOptions", "Recommender"]

@@ -1,0 +1,231 @@
+"""Pieces shared by the alternating least-squares models (``ials``, ``eals``).
+
+- ``solve_rows``: the exact weighted least-squares solve of many rows at once,
+
+      w_u = (B + Σ_{i∈I_u} g_ui h_i h_iᵀ + reg_u I)⁻¹ Σ_{i∈I_u} r_ui h_i,
+
+  for every row u of a sparse matrix, with a shared base Gram ``B`` (the "all pairs" term that
+  makes implicit ALS cheap: Hu et al. 2008, §4; Rendle et al. 2022, §2). Rows are sorted by
+  length and solved in padded batches (one batched matrix product and one batched Cholesky per
+  batch), so there is no Python loop per row and the same code runs on CUDA.
+- ``pair_scores``: ⟨w_u, h_i⟩ for many (u, i) pairs without a (pairs × d) blow-up.
+- ``alternate``: the epoch loop of an ALS model (validation, early stopping, history), the
+  closed-form counterpart of ``training.train_loop``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ncflab.models.base import FitOptions, Recommender
+
+__all__ = ["RowBatches", "SparseRows", "alternate", "init_factors", "pair_scores", "solve_rows"]
+
+log = logging.getLogger(__name__)
+
+# Floats per padded batch (gathered factors, and the batch of d × d systems): bounds memory
+# (64 MiB in float32) whatever the longest row, while keeping batches large enough for BLAS.
+BATCH_FLOATS = 1 << 24
+
+
+@dataclass(frozen=True)
+class SparseRows:
+    """A CSR matrix as torch tensors on one device: ``indptr`` (n_rows + 1,), ``indices``
+    (nnz,) column of each entry, ``rows`` (nnz,) row of each entry, and ``shape``."""
+
+    indptr: torch.Tensor
+    indices: torch.Tensor
+    rows: torch.Tensor
+    shape: tuple[int, int]
+
+    @classmethod
+    def from_scipy(cls, x: sp.spmatrix, device: torch.device | str = "cpu") -> SparseRows:
+        x = sp.csr_matrix(x)
+        x.sort_indices()
+        indptr = torch.from_numpy(x.indptr.astype(np.int64))
+        rows = torch.repeat_interleave(torch.arange(x.shape[0]), indptr.diff())
+        indices = torch.from_numpy(x.indices.astype(np.int64))
+        return cls(indptr.to(device), indices.to(device), rows.to(device), tuple(x.shape))
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """(n_rows,) entries per row."""
+        return self.indptr.diff()
+
+    def matmul(self, values: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        """(n_rows, d): this matrix, with entry values ``values`` (nnz,), times ``dense``
+        (n_cols, d). The entries are in row-major order, i.e. already coalesced."""
+        index = torch.stack([self.rows, self.indices])
+        m = torch.sparse_coo_tensor(
+            index, values, self.shape, is_coalesced=True, check_invariants=False
+        )
+        return torch.sparse.mm(m, dense)
+
+
+def init_factors(n: int, d: int, std: float, generator: torch.Generator) -> torch.Tensor:
+    """(n, d) float32 factors ~ N(0, std²) drawn on the CPU from ``generator`` (so the initial
+    values depend only on the seed, not on the device)."""
+    return torch.randn(n, d, generator=generator, dtype=torch.float32) * std
+
+
+def pair_scores(
+    w: torch.Tensor, h: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, chunk: int = 1 << 18
+) -> torch.Tensor:
+    """(nnz,) ⟨w[rows], h[cols]⟩, computed ``chunk`` pairs at a time to bound memory."""
+    out = torch.empty(len(rows), dtype=w.dtype, device=w.device)
+    for start in range(0, len(rows), chunk):
+        r, c = rows[start : start + chunk], cols[start : start + chunk]
+        out[start : start + chunk] = (w.index_select(0, r) * h.index_select(0, c)).sum(1)
+    return out
+
+
+class RowBatches:
+    """The rows of a ``SparseRows`` and their entry weights, grouped into padded batches of
+    similar length: built once per fit, since the sparsity pattern does not change.
+
+    Each batch holds ``rows`` (B,), ``cols`` (B, width) with ``n_cols`` as padding (it selects
+    a zero row appended to the factors, so padding adds nothing), and the (B, width) weights
+    g_ui of h_i h_iᵀ and r_ui of h_i, or None where every entry has the same weight.
+    """
+
+    def __init__(
+        self,
+        x: SparseRows,
+        d: int,
+        gram: float | torch.Tensor = 1.0,
+        rhs: float | torch.Tensor = 1.0,
+    ) -> None:
+        self.n_rows, self.n_cols = x.shape
+        self.gram_scale = 1.0 if torch.is_tensor(gram) else float(gram)
+        self.rhs_scale = 1.0 if torch.is_tensor(rhs) else float(rhs)
+        lengths = x.lengths
+        order = torch.argsort(lengths, stable=True)
+        sorted_len = lengths[order].cpu().numpy()
+        self.batches: list[tuple[torch.Tensor, ...]] = []
+        for start, stop in _batches(sorted_len, d):
+            rows = order[start:stop]
+            offsets = torch.arange(int(sorted_len[stop - 1]), device=lengths.device)
+            valid = offsets < lengths[rows, None]
+            pos = torch.where(valid, x.indptr[rows, None] + offsets, 0)
+            cols = torch.where(valid, x.indices[pos], self.n_cols)
+            g = torch.where(valid, gram[pos], 0.0) if torch.is_tensor(gram) else None
+            r = torch.where(valid, rhs[pos], 0.0) if torch.is_tensor(rhs) else None
+            self.batches.append((rows, cols, g, r))
+
+
+def solve_rows(
+    batches: RowBatches, h: torch.Tensor, base: torch.Tensor, reg: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact solutions of every row's normal equations (see the module docstring).
+
+    Args:
+        batches: the rows I_u with the weights g_ui of h_i h_iᵀ and r_ui of h_i.
+        h: (n_cols, d) the fixed factors.
+        base: (d, d) the Gram term shared by every row.
+        reg: (n_rows,) the ridge added to each row's diagonal.
+
+    Returns:
+        (n_rows, d) the solutions w_u and (n_rows, d) the right-hand sides b_u = Σ_i r_ui h_i
+        (at the solution w_uᵀ A_u w_u = w_uᵀ b_u, which gives the loss for free).
+    """
+    d = h.shape[1]
+    padded = torch.cat([h, h.new_zeros(1, d)])  # row n_cols: the padding's zero factor
+    out, rhs = h.new_empty(batches.n_rows, d), h.new_empty(batches.n_rows, d)
+    for rows, cols, g, r in batches.batches:
+        hh = padded.index_select(0, cols.reshape(-1)).view(*cols.shape, d)  # (B, width, d)
+        left = hh * g[..., None] if g is not None else hh * batches.gram_scale
+        a = torch.baddbmm(base.expand(len(rows), d, d), left.transpose(1, 2), hh)
+        a.diagonal(dim1=1, dim2=2).add_(reg[rows, None])
+        b = (hh * r[..., None]).sum(1) if r is not None else hh.sum(1) * batches.rhs_scale
+        chol, info = torch.linalg.cholesky_ex(a)
+        if bool((info != 0).any()):
+            bad = rows[info != 0][:5].tolist()
+            raise FloatingPointError(
+                f"ALS normal equations of rows {bad} are not positive definite; increase reg"
+            )
+        # Two triangular solves: about twice as fast as cholesky_solve on CPU for small d.
+        y = torch.linalg.solve_triangular(chol, b[..., None], upper=False)
+        out[rows] = torch.linalg.solve_triangular(chol.transpose(1, 2), y, upper=True)[..., 0]
+        rhs[rows] = b
+    return out, rhs
+
+
+def _batches(sorted_len: np.ndarray, d: int) -> list[tuple[int, int]]:
+    """Consecutive [start, stop) ranges of rows (sorted by length) whose padded gather
+    (rows × longest × d) and systems (rows × d × d) each fit in ``BATCH_FLOATS``, and whose
+    longest row is at most a quarter longer than the shortest (bounding padding work)."""
+    n, out, start = len(sorted_len), [], 0
+    max_rows = max(1, BATCH_FLOATS // (d * d))
+    while start < n:
+        count = np.arange(1, n - start + 1)
+        widest = np.maximum(sorted_len[start:], 1)
+        # Every condition fails from some count on, so the rows that fit are a prefix.
+        fits = (count * widest * d <= BATCH_FLOATS) & (count <= max_rows)
+        fits &= widest <= 1.25 * sorted_len[start] + 8
+        stop = start + max(1, int(fits.sum()))
+        out.append((start, stop))
+        start = stop
+    return out
+
+
+def alternate(
+    model: Recommender,
+    sweep: Callable[[], float],
+    state: tuple[str, ...],
+    epochs: int,
+    options: FitOptions,
+) -> list[dict]:
+    """Run ``sweep`` (one ALS epoch, which sets the ``state`` attributes of ``model`` and returns
+    the training loss) ``epochs`` times; returns and stores ``model.history_``.
+
+    With ``options.validate``, metrics are computed every ``options.eval_every`` epochs and at
+    the last; training stops once ``options.monitor`` has not improved for ``options.patience``
+    epochs and the best validated epoch's ``state`` is restored (``model.best_epoch_``). Without
+    it, exactly ``epochs`` epochs run: the result never depends on having a validation set.
+    """
+    for key, value in (("epochs", epochs), ("eval_every", options.eval_every)):
+        if int(value) < 1:
+            raise ValueError(f"{key} must be a positive integer, got {value}")
+    model.history_ = []
+    vars(model).pop("best_epoch_", None)
+    best_value, best_epoch, best_state = -math.inf, 0, None
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        loss = float(sweep())
+        trained = time.perf_counter()
+        due = epoch % options.eval_every == 0 or epoch == epochs
+        metrics = {}
+        if options.validate is not None and due:
+            metrics = {k: float(v) for k, v in options.validate(model).items()}
+            if options.monitor not in metrics:
+                raise KeyError(f"monitor {options.monitor!r} not among {sorted(metrics)}")
+        record = {
+            "epoch": epoch,
+            "loss": loss,
+            "metrics": metrics,
+            "seconds": trained - start,
+            "eval_seconds": time.perf_counter() - trained,
+        }
+        model.history_.append(record)
+        log.info("epoch %d loss=%.6g %s (%.2fs)", epoch, loss, metrics, record["seconds"])
+        if options.on_epoch is not None:
+            options.on_epoch(record)
+        if metrics and metrics[options.monitor] > best_value:
+            best_value, best_epoch = metrics[options.monitor], epoch
+            best_state = {k: getattr(model, k).copy() for k in state}
+            model.best_epoch_ = epoch
+        if metrics and epoch - best_epoch >= options.patience:
+            log.info("early stop at epoch %d; best epoch %d", epoch, best_epoch)
+            break
+    if best_state is not None:
+        for k, v in best_state.items():
+            setattr(model, k, v)
+    return model.history_
