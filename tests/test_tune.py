@@ -104,3 +104,11 @@ def test_tune_cli_writes_a_run_with_the_chosen_values(tmp_path, data_dir) -> Non
     assert metrics["valid"] == record["best"]["valid"] and "HR@10" in metrics["test"]
     res = CliRunner().invoke(app, ["evaluate", str(out)])
     assert res.exit_code == 0 and f"{metrics['test']['HR@10']:.4f}" in res.output
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ease", "bpr", "itemknn", "userknn", "p3alpha", "rp3beta", "slim", "ials", "eals", "puresvd"],
+)
+def test_every_classic_baseline_declares_a_valid_space(name: str) -> None:
+    assert search_space(name)  # check_space ran: every entry names a real hyperparameter

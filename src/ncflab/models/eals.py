@@ -94,6 +94,12 @@ class EALS(Recommender):
     """
 
     name: ClassVar[str] = "eals"
+    # ``ncflab tune``'s default space around the validated defaults.
+    search_space: ClassVar[dict] = {
+        "reg": {"low": 0.01, "high": 100.0, "log": True},
+        "c0": {"low": 16.0, "high": 8192.0, "log": True},
+        "alpha": {"low": 0.0, "high": 1.0},
+    }
     factors: int = 64
     reg: float = 10.0
     c0: float = 1024.0

@@ -82,6 +82,12 @@ class IALS(Recommender):
     """
 
     name: ClassVar[str] = "ials"
+    # ``ncflab tune``'s default space (epochs: the maximum, early-stopped on validation).
+    search_space: ClassVar[dict] = {
+        "factors": {"choices": [32, 64, 128, 256]},
+        "reg": {"low": 1e-4, "high": 0.1, "log": True},
+        "alpha0": {"low": 0.01, "high": 2.0, "log": True},
+    }
     factors: int = 64
     reg: float = 0.005
     alpha0: float = 0.2

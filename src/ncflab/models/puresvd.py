@@ -42,6 +42,8 @@ class PureSVD(Recommender):
     """
 
     name: ClassVar[str] = "puresvd"
+    # ``ncflab tune``'s default space: the rank.
+    search_space: ClassVar[dict] = {"factors": {"low": 5, "high": 500, "log": True, "int": True}}
     factors: int = 60
 
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
