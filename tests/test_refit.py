@@ -53,3 +53,21 @@ def test_refit_needs_a_validation_part() -> None:
     no_valid = dataclasses.replace(split, valid=None)
     with pytest.raises(ValueError, match="validation part"):
         refit_train_valid(EASE().fit(split.train), no_valid, FitOptions())
+
+
+@pytest.mark.slow
+def test_train_cli_refits_and_records_it(tmp_path, data_dir) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from ncflab.cli import app
+
+    out = tmp_path / "ease"
+    args = ["train", "-m", "ease", "-d", "ml-100k", "-p", "ncf", "--set", "params.l2=200"]
+    res = CliRunner().invoke(app, [*args, "--set", "train.refit=true", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["refit"]["on"] == "train+valid"
+    assert record["refit"]["records"] == 100_000 - 943  # every record but each user's test one
+    assert "refit = true" in (out / "config.toml").read_text()

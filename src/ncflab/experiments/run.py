@@ -36,6 +36,7 @@ from ncflab.models import MODELS, FitOptions, Recommender
 __all__ = [
     "RunResult",
     "build_model",
+    "final_test",
     "load_run",
     "load_split",
     "refit_train_valid",
@@ -126,27 +127,52 @@ def run_experiment(
     valid = None
     if validator is not None:
         valid = evaluate(model, split, part="valid", protocol=kind, ks=ks, metrics=metrics)
+    model, test, record = final_test(
+        model,
+        split,
+        config,
+        options,
+        valid.means if valid else {},
+        fit_seconds=round(fit_seconds, 3),
+    )
+    log.info("valid: %s", valid.means if valid else "no validation part")
+    log.info("test (%d users, %s): %s", test.n_users, kind, test.means)
+    if out is not None:
+        write_run(Path(out), config, model, split, test, record)
+    return RunResult(model, split, valid, test, record)
+
+
+def final_test(
+    model: Recommender,
+    split: Split,
+    config: RunConfig,
+    options: FitOptions,
+    valid: dict[str, float],
+    **extra: Any,
+) -> tuple[Recommender, EvalResult, dict[str, Any]]:
+    """The end of a run (``train`` and ``tune``): refit on train ∪ valid when the config asks,
+    evaluate test once, and build the record written as ``metrics.json`` (``valid``: the
+    validated model's metrics; ``extra``: more entries). Returns the tested model, the test
+    result and the record."""
+    protocol = get_protocol(config.protocol)
+    kind, ks, metrics = protocol.evaluation, protocol.ks, protocol.metrics
     refit, history = None, getattr(model, "history_", [])
     if config.train.refit:
         model, refit = refit_train_valid(model, split, options)
     test = evaluate(model, split, part="test", protocol=kind, ks=ks, metrics=metrics)
-    log.info("valid: %s", valid.means if valid else "no validation part")
-    log.info("test (%d users, %s): %s", test.n_users, kind, test.means)
     record = {
-        "valid": valid.means if valid else {},
+        "valid": valid,
         "test": test.means,
         "model": config.model,
         "dataset": config.dataset,
         "protocol": protocol.name,
         "fingerprint": {"data": split.train.fingerprint(), "split": split.fingerprint()},
         "n_test_users": test.n_users,
-        "fit_seconds": round(fit_seconds, 3),
+        **extra,
         "refit": refit,
         "history": history,
     }
-    if out is not None:
-        write_run(Path(out), config, model, split, test, record)
-    return RunResult(model, split, valid, test, record)
+    return model, test, record
 
 
 def refit_train_valid(

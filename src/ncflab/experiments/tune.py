@@ -37,7 +37,7 @@ from ncflab.config import RunConfig
 from ncflab.data.splits import Split
 from ncflab.evaluation.protocols import evaluate, make_validator
 from ncflab.experiments.presets import Protocol, get_protocol
-from ncflab.experiments.run import build_model, load_split, refit_train_valid, write_run
+from ncflab.experiments.run import build_model, final_test, load_split, write_run
 from ncflab.models import MODELS, FitOptions, Recommender
 
 __all__ = ["TuneResult", "check_space", "run_tuning", "search_space", "tune_split"]
@@ -220,24 +220,15 @@ def run_tuning(
         sampler=sampler,
         options=options,
     )
-    kind, ks, metrics = protocol.evaluation, protocol.ks, protocol.metrics
-    model, refit = result.model, None
-    if config.train.refit:
-        model, refit = refit_train_valid(model, split, options)
-    test = evaluate(model, split, part="test", protocol=kind, ks=ks, metrics=metrics)
+    model, test, record = final_test(
+        result.model,
+        split,
+        config,
+        options,
+        result.best_valid,
+        tuning={"budget": result.budget, "space": space},
+    )
     chosen = dataclasses.replace(config, params=result.best_params)
-    record = {
-        "valid": result.best_valid,
-        "test": test.means,
-        "model": config.model,
-        "dataset": config.dataset,
-        "protocol": protocol.name,
-        "fingerprint": {"data": split.train.fingerprint(), "split": split.fingerprint()},
-        "n_test_users": test.n_users,
-        "tuning": {"budget": result.budget, "space": space},
-        "refit": refit,
-        "history": getattr(result.model, "history_", []),
-    }
     if out is not None:
         out = Path(out)
         write_run(out, chosen, model, split, test, record)
