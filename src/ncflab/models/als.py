@@ -27,7 +27,15 @@ import torch
 
 from ncflab.models.base import FitOptions, Recommender
 
-__all__ = ["RowBatches", "SparseRows", "alternate", "init_factors", "pair_scores", "solve_rows"]
+__all__ = [
+    "RowBatches",
+    "SparseRows",
+    "alternate",
+    "check_als_params",
+    "init_factors",
+    "pair_scores",
+    "solve_rows",
+]
 
 log = logging.getLogger(__name__)
 
@@ -229,3 +237,17 @@ def alternate(
         for k, v in best_state.items():
             setattr(model, k, v)
     return model.history_
+
+
+def check_als_params(model: object, nonnegative: tuple[str, ...]) -> None:
+    """The checks iALS and eALS share, each error naming the bad value: ``factors`` and
+    ``epochs`` positive integers, ``reg`` > 0 (it keeps every row's system solvable), and the
+    ``nonnegative`` fields >= 0."""
+    for key in ("factors", "epochs"):
+        if int(getattr(model, key)) < 1:
+            raise ValueError(f"{key} must be a positive integer, got {getattr(model, key)}")
+    if not model.reg > 0:
+        raise ValueError(f"reg must be > 0 (it keeps every row's system solvable), got {model.reg}")
+    for key in nonnegative:
+        if not float(getattr(model, key)) >= 0:
+            raise ValueError(f"{key} must be >= 0, got {getattr(model, key)}")

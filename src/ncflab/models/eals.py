@@ -39,6 +39,7 @@ from ncflab.models.als import (
     RowBatches,
     SparseRows,
     alternate,
+    check_als_params,
     init_factors,
     pair_scores,
     solve_rows,
@@ -220,11 +221,4 @@ class EALS(Recommender):
         return p @ q.T
 
     def _check_params(self) -> None:
-        for key in ("factors", "epochs"):
-            if int(getattr(self, key)) < 1:
-                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)}")
-        if not self.reg > 0:
-            raise ValueError(f"reg must be > 0 (it keeps every update defined), got {self.reg}")
-        for key in ("c0", "alpha", "weight", "init_std"):
-            if not float(getattr(self, key)) >= 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        check_als_params(self, ("c0", "alpha", "weight", "init_std"))

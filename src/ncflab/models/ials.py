@@ -42,6 +42,7 @@ from ncflab.models.als import (
     RowBatches,
     SparseRows,
     alternate,
+    check_als_params,
     init_factors,
     pair_scores,
     solve_rows,
@@ -181,13 +182,6 @@ class IALS(Recommender):
         return w @ h.T
 
     def _check_params(self) -> None:
-        for key in ("factors", "epochs"):
-            if int(getattr(self, key)) < 1:
-                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)}")
-        if not self.reg > 0:
-            raise ValueError(f"reg must be > 0 (it keeps every system solvable), got {self.reg}")
-        for key in ("alpha0", "nu", "init_std", "confidence"):
-            if not float(getattr(self, key)) >= 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        check_als_params(self, ("alpha0", "nu", "init_std", "confidence"))
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
