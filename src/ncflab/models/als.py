@@ -20,21 +20,25 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ncflab.data.interactions import Interactions
 from ncflab.models.base import FitOptions, Recommender
 
 __all__ = [
     "RowBatches",
     "SparseRows",
     "alternate",
+    "FitStart",
     "check_als_params",
     "init_factors",
     "pair_scores",
     "solve_rows",
+    "start_fit",
 ]
 
 log = logging.getLogger(__name__)
@@ -251,3 +255,28 @@ def check_als_params(model: object, nonnegative: tuple[str, ...]) -> None:
     for key in nonnegative:
         if not float(getattr(model, key)) >= 0:
             raise ValueError(f"{key} must be >= 0, got {getattr(model, key)}")
+
+
+class FitStart(NamedTuple):
+    """What iALS and eALS start a fit from: the binary training matrix, the device, its rows
+    by user and by item, and the starting user and item factors on the device."""
+
+    x: sp.csr_matrix
+    device: torch.device
+    by_user: SparseRows
+    by_item: SparseRows
+    users: torch.Tensor
+    items: torch.Tensor
+
+
+def start_fit(model: Any, train: Interactions, options: FitOptions) -> FitStart:
+    """The start of an ALS ``fit``: check the hyperparameters, set ``n_users_``/``n_items_``,
+    build both row views of the binary matrix and draw the starting factors."""
+    model._check_params()
+    device = options.torch_device()
+    x = train.csr("binary")
+    model.n_users_, model.n_items_ = x.shape
+    by_user = SparseRows.from_scipy(x, device)
+    by_item = SparseRows.from_scipy(x.T.tocsr(), device)
+    users, items = (f.to(device) for f in model.initial_factors(*x.shape))
+    return FitStart(x, device, by_user, by_item, users, items)

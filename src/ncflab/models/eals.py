@@ -43,6 +43,7 @@ from ncflab.models.als import (
     init_factors,
     pair_scores,
     solve_rows,
+    start_fit,
 )
 from ncflab.models.base import FitOptions, Recommender
 
@@ -111,17 +112,11 @@ class EALS(Recommender):
 
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
         options = options or FitOptions()
-        self._check_params()
-        device = options.torch_device()
-        x = train.csr("binary")
-        self.n_users_, self.n_items_ = x.shape
+        x, device, by_user, by_item, p, q = start_fit(self, train, options)
         self.c_ = popularity_weights(np.diff(x.tocsc().indptr), self.c0, self.alpha)
         c = torch.from_numpy(self.c_).to(device)
-        by_user = SparseRows.from_scipy(x, device)
-        by_item = SparseRows.from_scipy(x.T.tocsr(), device)
         to_items = torch.from_numpy(_transposed_order(x)).to(device)
         gap_u, gap_i = self.weight - c[by_user.indices], self.weight - c[by_item.rows]
-        p, q = (f.to(device) for f in self.initial_factors(*x.shape))
         ones = torch.ones(self.n_users_, device=device)
 
         def sweep() -> float:

@@ -46,6 +46,7 @@ from ncflab.models.als import (
     init_factors,
     pair_scores,
     solve_rows,
+    start_fit,
 )
 from ncflab.models.base import FitOptions, Recommender
 
@@ -100,13 +101,7 @@ class IALS(Recommender):
 
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
         options = options or FitOptions()
-        self._check_params()
-        device = options.torch_device()
-        x = train.csr("binary")
-        self.n_users_, self.n_items_ = x.shape
-        by_user = SparseRows.from_scipy(x, device)
-        by_item = SparseRows.from_scipy(x.T.tocsr(), device)
-        w, h = (f.to(device) for f in self.initial_factors(*x.shape))
+        _, _, by_user, by_item, w, h = start_fit(self, train, options)
         reg_u = self._row_reg(by_user.lengths, self.n_items_)
         reg_i = self._row_reg(by_item.lengths, self.n_users_)
         gram, rhs = self._entry_weights()
