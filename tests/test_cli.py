@@ -101,3 +101,25 @@ def test_repeat_writes_one_run_per_seed_and_a_summary(tmp_path, data_dir) -> Non
     for seed in (5, 6):
         assert (out / f"seed-{seed}" / "metrics.json").is_file()
     assert "±" in res.output
+
+
+@pytest.mark.slow
+def test_rules_on_a_trained_pairwise_run(tmp_path, data_dir) -> None:
+    out = tmp_path / "nbpr"
+    args = ("-m", "nbpr", "-d", "ml-100k", "-p", "ncr", "-o", str(out))
+    res = _run("train", *args, "--set", "params.epochs=1", "--set", "params.batch_size=4096")
+    assert res.exit_code == 0, res.output
+    test_hr = json.loads((out / "metrics.json").read_text())["test"]["HR@10"]
+    res = _run("rules", str(out), "--position", "last")
+    assert res.exit_code == 0, res.output
+    # NBPR's relation is a score difference, hence transitive: both rules give the same ranking.
+    assert f"{test_hr:.4f}" in res.output and res.output.count(f"{test_hr:.4f}") == 2
+    assert "│ hit_agreement │ 1.0000" in res.output and "│ intransitive  │ 0.0000" in res.output
+    res = _run("rules", str(out), "--position", "middle")
+    assert res.exit_code == 2 and "middle" in res.output
+    pop = tmp_path / "pop"
+    assert (
+        _run("train", "-m", "itempop", "-d", "ml-100k", "-p", "ncr", "-o", str(pop)).exit_code == 0
+    )
+    res = _run("rules", str(pop))
+    assert res.exit_code == 2 and "'itempop'" in res.output

@@ -1,4 +1,4 @@
-"""The ``ncflab`` command line: data, train, tune, evaluate, compare, recommend.
+"""The ``ncflab`` command line: data, train, tune, evaluate, compare, rules, recommend.
 
 Each verb is a thin layer over library functions; errors a user can cause (unknown names, bad
 files, bad values) are printed as one clear line and exit with status 2.
@@ -367,6 +367,38 @@ def compare(
     console.print(table)
     if png is not None:
         console.print(f"CDF written to {png}")
+
+
+@app.command()
+def rules(
+    run: Annotated[Path, typer.Argument(help="A run of nbpr, dncr or neupr (`ncflab train`).")],
+    k: Annotated[int, typer.Option("--k", "-k", help="Top-K cut-off.")] = 10,
+    part: Annotated[str, typer.Option(help="test or valid.")] = "test",
+    position: Annotated[
+        str, typer.Option(help="Held-out item's place in the list: random, first or last.")
+    ] = "random",
+    seed: Seed = 0,
+    data_dir: DataDir = None,
+) -> None:
+    """NCR's two ranking rules on a trained pairwise model (NCR §4.4): HR/NDCG@K by Algorithm 1
+    and by win counts, how often they agree, and the share of intransitive triangles."""
+    from ncflab.experiments.ncr import compare_rules
+    from ncflab.experiments.run import load_run
+    from ncflab.models.ncr import NCRBase
+
+    try:
+        cfg, split, model = load_run(run, data_dir=data_dir)
+        if not isinstance(model, NCRBase):
+            raise ValueError(f"{run} holds a {cfg.model!r} model; rules needs nbpr, dncr or neupr")
+        out = compare_rules(model, split, part=part, k=k, position=position, seed=seed)
+    except (KeyError, ValueError, FileNotFoundError, OSError) as err:
+        _fail(err)
+    table = Table(title=f"pairwise ranking rules @{k} on {part} ({position}): {run}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for key, value in out.items():
+        table.add_row(key, f"{int(value)}" if key == "users" else f"{value:.4f}")
+    console.print(table)
 
 
 # ----------------------------------------------------------------------------------- recommend
