@@ -17,6 +17,7 @@ from ncflab.models import MODELS, FitOptions, Recommender
 FAST: dict[str, dict] = {
     "bpr": {"factors": 16, "lr": 0.02, "reg": 1e-3, "epochs": 30, "batch_size": 256},
     "jncf": {"lr": 3e-3, "epochs": 15, "batch_size": 64},
+    "dmf": {"lr": 0.01, "epochs": 15, "batch_size": 64},
     "ease": {"l2": 10.0},
     "nbpr": {"lr": 0.01, "epochs": 20, "batch_size": 64},
     "dncr": {"lr": 0.02, "epochs": 20, "batch_size": 128, "n_neg": 4},
@@ -33,6 +34,10 @@ FAST: dict[str, dict] = {
     "ials": {"factors": 8, "reg": 0.01, "alpha0": 0.1, "epochs": 8},
     "eals": {"factors": 8, "c0": 10.0, "epochs": 10, "init_std": 0.1},
     "puresvd": {"factors": 4},
+    "gmf": {"factors": 16, "lr": 0.01, "epochs": 8, "batch_size": 128, "init_std": 0.1},
+    "mlp": {"lr": 0.01, "epochs": 8, "batch_size": 128},
+    "neumf": {"factors": 4, "lr": 0.005, "epochs": 10, "batch_size": 64},
+    "npr": {"factors": 16, "lr": 0.01, "epochs": 20, "batch_size": 64},
 }
 # Models that cannot personalise, and what they must do on the synthetic problem instead.
 NON_PERSONALISED = {"itempop", "random"}

@@ -3,6 +3,7 @@
 from ncflab.models.autorec import IAutoRec, UAutoRec, UIAutoRec
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.bpr import BPR
+from ncflab.models.dmf import DMF
 from ncflab.models.eals import EALS
 from ncflab.models.ease import EASE
 from ncflab.models.graph import P3alpha, RP3beta
@@ -10,7 +11,9 @@ from ncflab.models.ials import IALS
 from ncflab.models.jca import JCA
 from ncflab.models.jncf import JNCF
 from ncflab.models.knn import ItemKNN, UserKNN
+from ncflab.models.ncf import GMF, MLP, NeuMF
 from ncflab.models.ncr import DNCR, NBPR, NeuPR
+from ncflab.models.npr import NPR
 from ncflab.models.popularity import ItemPop, RandomRecommender
 from ncflab.models.puresvd import PureSVD
 from ncflab.models.slim import SLIM
@@ -20,6 +23,7 @@ MODELS: dict[str, type[Recommender]] = {
     "random": RandomRecommender,
     "bpr": BPR,
     "jncf": JNCF,
+    "dmf": DMF,
     "ease": EASE,
     "nbpr": NBPR,
     "dncr": DNCR,
@@ -36,6 +40,10 @@ MODELS: dict[str, type[Recommender]] = {
     "ials": IALS,
     "eals": EALS,
     "puresvd": PureSVD,
+    "gmf": GMF,
+    "mlp": MLP,
+    "neumf": NeuMF,
+    "npr": NPR,
 }
 
 __all__ = ["MODELS", "FitOptions", "Recommender"]

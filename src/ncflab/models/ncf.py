@@ -1,0 +1,273 @@
+"""NCF: GMF, MLP and NeuMF (registry ``gmf``, ``mlp``, ``neumf``).
+
+He, Liao, Zhang, Nie, Hu, Chua, "Neural Collaborative Filtering", WWW 2017. A network scores
+ŷ_ui = σ(hᵀφ(u, i) + b) (GMF Eq. 8–9, MLP Eq. 10, NeuMF Eq. 12; networks in ``ncf_net``) and is
+trained point-wise with the log loss of Eq. 7 on every observed (u, i) with label 1 and
+``n_neg`` items the user has not interacted with, drawn uniformly afresh every epoch, label 0
+(§3.1.1; §4.1: 4 negatives per positive, mini-batch Adam, parameters ~ N(0, 0.01²)). NeuMF with
+pre-training (§3.4.1) first trains a GMF and an MLP with Adam, initialises NeuMF from them with
+the output weight h ← [α h^GMF; (1 − α) h^MLP] (Eq. 13, α = 0.5) and then trains it with
+vanilla SGD, because Adam's moment estimates of the pre-trained models are not carried over.
+
+Predictive factors (§4.1) are the width of the last hidden layer: the GMF embedding size, the
+MLP's last layer, and for NeuMF both; see ``ncf_net.mlp_layers`` for the tower rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar, Self
+
+import numpy as np
+import torch
+
+from ncflab.data.interactions import Interactions
+from ncflab.data.sampling import NegativeSampler, pointwise_samples
+from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.losses import log_loss
+from ncflab.models.ncf_net import INITS, GMFBody, MLPBody, NCFNet, fuse, mlp_layers
+from ncflab.models.training import train_loop
+
+__all__ = ["GMF", "MLP", "NCFBase", "NeuMF"]
+
+log = logging.getLogger(__name__)
+
+# Floats of (users × items × width) features materialised at once while ranking.
+SCORE_BUDGET = 1 << 22
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(kw_only=True)
+class NCFBase(Recommender):
+    """What GMF, MLP and NeuMF share: sampling, the log loss, the training loop and scoring.
+
+    Attributes:
+        factors: predictive factors, the width of the last hidden layer (§4.1: 8, 16, 32, 64).
+        n_neg: negatives per observed pair, re-drawn uniformly every epoch (§4.1: 4; Fig. 7).
+        lr: Adam learning rate (the authors' runs: 0.001, from §4.1's grid).
+        batch_size: point-wise instances per minibatch (the authors' runs: 256).
+        epochs: maximum epochs; early stopping on validation picks the epoch (Fig. 6: the best
+            epochs are within the first 10–20; the authors' runs: 20).
+        init_std: embeddings start ~ N(0, init_std²) (§4.1: 0.01).
+        init: dense layers: "glorot" (Glorot-uniform tower, LeCun-uniform output, the Keras
+            initialisers of the authors' code, which draws only embeddings from N(0, 0.01²)),
+            or "normal", N(0, init_std²) as §4.1 says of every parameter. Biases start at 0.
+    """
+
+    name: ClassVar[str] = "ncf"
+    factors: int = 8
+    n_neg: int = 4
+    lr: float = 1e-3
+    batch_size: int = 256
+    epochs: int = 20
+    init_std: float = 0.01
+    init: str = "glorot"
+
+    def _bodies(self, n_users: int, n_items: int) -> list[torch.nn.Module]:
+        raise NotImplementedError
+
+    def build(self, n_users: int, n_items: int) -> None:
+        # The output layer has its own seed: a NeuMF starts from the same draws as the GMF and
+        # MLP it could be pre-trained from.
+        bodies = self._bodies(n_users, n_items)
+        self.module_ = NCFNet(bodies, self.init, self.init_std, self.seed + 2)
+
+    # ------------------------------------------------------------------ learning
+    def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
+        options = options or FitOptions()
+        self._check_params()
+        device = options.torch_device()
+        self.n_users_, self.n_items_ = train.n_users, train.n_items
+        self.build(train.n_users, train.n_items)
+        warm = self._warm_start(train, options)
+        self.module_.to(device)
+        opt = self._optimizer(warm)
+        sampler = NegativeSampler.from_csr(train.csr("binary"))
+
+        def batches(rng: np.random.Generator):
+            # The whole epoch is sampled at once (vectorised), moved once, then sliced.
+            arrays = pointwise_samples(sampler, rng, self.n_neg)
+            users, items, labels = (torch.from_numpy(a).to(device) for a in arrays)
+            for s in range(0, len(labels), self.batch_size):
+                b = slice(s, s + self.batch_size)
+                yield users[b], items[b], labels[b]
+
+        def loss_fn(users: torch.Tensor, items: torch.Tensor, labels: torch.Tensor):
+            # Eq. 7 as a mean, from the logits so that log ŷ and log(1 − ŷ) stay finite.
+            return log_loss(self.module_.logits(users, items), labels, logits=True)
+
+        train_loop(self, self.module_, opt, batches, loss_fn, epochs=self.epochs, options=options)
+        return self
+
+    def _warm_start(self, train: Interactions, options: FitOptions) -> bool:
+        """Initialise the fresh network from other fits (NeuMF's pre-training); returns whether
+        it did. Default: no."""
+        return False
+
+    def _optimizer(self, warm: bool) -> torch.optim.Optimizer:
+        # The fused kernel: the step over all embedding rows is a large part of a CPU step.
+        return torch.optim.Adam(self.module_.parameters(), lr=self.lr, fused=True)
+
+    # ------------------------------------------------------------------- ranking
+    def score(self, users: np.ndarray) -> torch.Tensor:
+        """(B, n_items) float32 CPU logits hᵀφ(u, i) + b of every item (σ is monotone)."""
+        users = self.check_users(users)
+        return self._chunked(users, None)
+
+    def score_items(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
+        """(B, C) float32 CPU logits of the candidate ``items`` (B, C), without scoring all."""
+        users, items = self.check_candidates(users, items)
+        return self._chunked(users, items)
+
+    @torch.no_grad()
+    def _chunked(self, users: np.ndarray, items: np.ndarray | None) -> torch.Tensor:
+        """Logits of chunks of users against ``items`` (B, C), or all items when None, keeping
+        the (chunk, C, width) features near SCORE_BUDGET floats."""
+        m, dev = self.module_.eval(), self._device()
+        c = self.n_items_ if items is None else items.shape[1]
+        step = max(1, SCORE_BUDGET // max(1, c * self._width()))
+        every = torch.arange(self.n_items_, device=dev)[None, :]
+        out = [torch.zeros(0, c)]
+        for s in range(0, len(users), step):
+            u = torch.from_numpy(users[s : s + step]).to(dev)
+            cand = every if items is None else torch.from_numpy(items[s : s + step]).to(dev)
+            out.append(m.logits(u, cand).float().cpu())
+        return torch.cat(out)
+
+    def _width(self) -> int:
+        """Features per (user, item) pair while ranking (for chunking)."""
+        return self.factors
+
+    # ------------------------------------------------------------------- helpers
+    def _check_params(self) -> None:
+        for key in ("factors", "n_neg", "epochs", "batch_size"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)}")
+        if not (math.isfinite(self.lr) and self.lr > 0 and self.init_std > 0):
+            raise ValueError(f"need lr > 0 and init_std > 0, got {self.lr}, {self.init_std}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+
+
+@dataclass(kw_only=True)
+class GMF(NCFBase):
+    """GMF (§3.2, Eq. 8–9; registry ``gmf``): ŷ = σ(hᵀ(p_u ⊙ q_i) + b), embeddings of size
+    ``factors``. With h = 1 and no σ it is MF (Eq. 2); h and the log loss are what differ."""
+
+    name: ClassVar[str] = "gmf"
+
+    def _bodies(self, n_users: int, n_items: int) -> list[torch.nn.Module]:
+        return [GMFBody(n_users, n_items, self.factors, self.init_std, self.seed)]
+
+
+@dataclass(kw_only=True)
+class _Tower(NCFBase):
+    """The MLP part's hyperparameters (shared by MLP and NeuMF).
+
+    Attributes:
+        layers: the tower in the authors' code convention, [width of [p_u; q_i], hidden 1, …,
+            hidden L] (embedding size layers[0] / 2, predictive factors layers[-1]); empty (the
+            default) derives MLP-3 from ``factors`` as §4.1 does: factors 8 → [32, 32, 16, 8],
+            embeddings 16 (``ncf_net.mlp_layers``). Given explicitly, it overrides ``factors``
+            for the MLP part ([64] alone is MLP-0, the concatenation straight into h).
+    """
+
+    layers: list[int] = field(default_factory=list)
+
+    def _layers(self) -> list[int]:
+        return [int(w) for w in self.layers] or mlp_layers(self.factors)
+
+    def _mlp_body(self, n_users: int, n_items: int) -> MLPBody:
+        layers = self._layers()
+        return MLPBody(n_users, n_items, layers, self.init, self.init_std, self.seed + 1)
+
+    def _width(self) -> int:
+        return self.factors + max(self._layers())
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        layers = list(self.layers)
+        if layers and (min(layers) < 1 or layers[0] % 2):
+            raise ValueError(
+                f"layers must be positive widths with an even first entry (twice the embedding "
+                f"size), got {layers}"
+            )
+
+
+@dataclass(kw_only=True)
+class MLP(_Tower):
+    """MLP (§3.3, Eq. 10; registry ``mlp``): [p_u; q_i] through a ReLU tower, then
+    ŷ = σ(hᵀφ_L + b). MLP-3 by default (§4.1)."""
+
+    name: ClassVar[str] = "mlp"
+
+    def _bodies(self, n_users: int, n_items: int) -> list[torch.nn.Module]:
+        return [self._mlp_body(n_users, n_items)]
+
+
+@dataclass(kw_only=True)
+class NeuMF(_Tower):
+    """NeuMF (§3.4, Eq. 12; registry ``neumf``): a GMF part (embeddings of size ``factors``)
+    and an MLP part (``layers``) with separate embeddings, φ = [φ^GMF; φ^MLP].
+
+    Attributes:
+        pretrain: first fit a GMF and an MLP (this model's hyperparameters, train split and
+            validation/early stopping), load their weights and fuse the output layer (Eq. 13),
+            then train with ``finetune_optimizer`` (§3.4.1). Default off: at the default 8
+            factors the paper's Table 2 has NeuMF on MovieLens slightly *worse* with
+            pre-training (HR@10 .684 vs .688), and the authors' README says the same of small
+            factors. Not yet decided on our validation split (see the issue-7 note).
+        alpha: α of Eq. 13, h ← [α h^GMF; (1 − α) h^MLP] (§4.1: 0.5).
+        finetune_optimizer: "sgd" (§3.4.1: vanilla SGD after pre-training) or "adam" (what
+            the authors' published runs use, with lr 0.001).
+        finetune_lr: learning rate after pre-training (the paper gives none). The loss is a
+            minibatch mean, so SGD at 1e-3 moves the fused model little: it stays close to
+            the α-mixture of the two pre-trained models. Not yet tuned on validation.
+    """
+
+    name: ClassVar[str] = "neumf"
+    pretrain: bool = False
+    alpha: float = 0.5
+    finetune_optimizer: str = "sgd"
+    finetune_lr: float = 1e-3
+
+    def _bodies(self, n_users: int, n_items: int) -> list[torch.nn.Module]:
+        gmf = GMFBody(n_users, n_items, self.factors, self.init_std, self.seed)
+        return [gmf, self._mlp_body(n_users, n_items)]
+
+    def _warm_start(self, train: Interactions, options: FitOptions) -> bool:
+        if not self.pretrain:
+            return False
+        gmf, mlp = self.pretrained(train, options)
+        self.pretrain_best_ = [getattr(m, "best_epoch_", 0) for m in (gmf, mlp)]
+        log.info("NeuMF pre-trained: GMF and MLP best epochs %s", self.pretrain_best_)
+        fuse(self.module_, gmf.module_.cpu(), mlp.module_.cpu(), self.alpha)
+        return True
+
+    def pretrained(self, train: Interactions, options: FitOptions) -> tuple[GMF, MLP]:
+        """The GMF and MLP that ``pretrain`` starts from, fitted on ``train`` with ``options``
+        (validation and early stopping included; no checkpoints or epoch callbacks)."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(NCFBase)}
+        sub = dataclasses.replace(options, checkpoint_dir=None, on_epoch=None)
+        mlp = MLP(**shared, layers=list(self.layers))
+        return GMF(**shared).fit(train, sub), mlp.fit(train, sub)
+
+    def _optimizer(self, warm: bool) -> torch.optim.Optimizer:
+        if not warm or self.finetune_optimizer == "adam":
+            lr = self.finetune_lr if warm else self.lr
+            return torch.optim.Adam(self.module_.parameters(), lr=lr, fused=True)
+        return torch.optim.SGD(self.module_.parameters(), lr=self.finetune_lr)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.finetune_optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"finetune_optimizer must be one of {OPTIMIZERS}, got {self.finetune_optimizer!r}"
+            )
+        if not (math.isfinite(self.finetune_lr) and self.finetune_lr > 0):
+            raise ValueError(f"finetune_lr must be > 0, got {self.finetune_lr}")
