@@ -38,6 +38,9 @@ FAST: dict[str, dict] = {
     "mlp": {"lr": 0.01, "epochs": 8, "batch_size": 128},
     "neumf": {"factors": 4, "lr": 0.005, "epochs": 10, "batch_size": 64},
     "npr": {"factors": 16, "lr": 0.01, "epochs": 20, "batch_size": 64},
+    "cdae": {"hidden": 32, "batch_size": 32, "lr": 0.01, "epochs": 20},
+    "multvae": {"dims": [64, 16], "batch_size": 32, "lr": 3e-3, "epochs": 20, "anneal_steps": 50},
+    "multdae": {"dims": [64, 16], "batch_size": 32, "lr": 3e-3, "epochs": 20},
 }
 # Models that cannot personalise, and what they must do on the synthetic problem instead.
 NON_PERSONALISED = {"itempop", "random"}

@@ -3,6 +3,7 @@
 from ncflab.models.autorec import IAutoRec, UAutoRec, UIAutoRec
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.bpr import BPR
+from ncflab.models.cdae import CDAE
 from ncflab.models.dmf import DMF
 from ncflab.models.eals import EALS
 from ncflab.models.ease import EASE
@@ -11,6 +12,7 @@ from ncflab.models.ials import IALS
 from ncflab.models.jca import JCA
 from ncflab.models.jncf import JNCF
 from ncflab.models.knn import ItemKNN, UserKNN
+from ncflab.models.multvae import MultDAE, MultVAE
 from ncflab.models.ncf import GMF, MLP, NeuMF
 from ncflab.models.ncr import DNCR, NBPR, NeuPR
 from ncflab.models.npr import NPR
@@ -40,6 +42,9 @@ MODELS: dict[str, type[Recommender]] = {
     "ials": IALS,
     "eals": EALS,
     "puresvd": PureSVD,
+    "cdae": CDAE,
+    "multvae": MultVAE,
+    "multdae": MultDAE,
     "gmf": GMF,
     "mlp": MLP,
     "neumf": NeuMF,

@@ -10,6 +10,8 @@ scores of the sampled negatives of the same rows. Sources:
 - TOP1, TOP1-max, BPR-max: Hidasi & Karatzoglou, "Recurrent Neural Networks with Top-k Gains for
   Session-based Recommendations", CIKM 2018 (J-NCF's [19]); code at github.com/hidasib/GRU4Rec.
 - BPR: Rendle et al., UAI 2009, Sec. 4.1. Hinge: JCA, Zhu et al., WWW 2019, Eq. 3.
+- Multinomial log-likelihood and the Gaussian KL term: Liang et al., "Variational
+  Autoencoders for Collaborative Filtering", WWW 2018, §2 (Mult-VAE, Mult-DAE).
 
 Value ranges (targets in [0, 1], probabilities in (0, 1)) are not checked: that would force a
 device→host sync on every training step. Shapes are checked, which is free.
@@ -26,10 +28,12 @@ __all__ = [
     "PAIRWISE",
     "bpr",
     "bpr_max",
+    "gaussian_kl",
     "hinge",
     "hybrid",
     "log_loss",
     "mse",
+    "multinomial",
     "top1",
     "top1_max",
     "xe",
@@ -199,3 +203,28 @@ def hybrid(
     point = log_loss(scores, targets, logits=logits)
     probs = torch.sigmoid(scores) if logits else scores
     return alpha * PAIRWISE[pair](probs[:, 0], probs[:, 1:]) + (1.0 - alpha) * point
+
+
+def multinomial(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Liang et al. 2018, Eq. 2, negated: mean over rows u of −Σ_i x_ui log π_i(z_u), with
+    π(z_u) = softmax(logits_u) over all items (the multinomial log-likelihood up to the
+    constant log N_u! / Π x_ui!, which does not depend on the model).
+
+    logits: (B, n_items) unnormalised f_θ(z_u); target: (B, n_items) counts x_u (0/1 clicks).
+    The sum over items (not a mean) is the paper's: every click of the user is one draw.
+    """
+    _check_same("target", logits, target)
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be 2-D (B, n_items), got shape {tuple(logits.shape)}")
+    return -(target.to(logits.dtype) * torch.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q_φ(z_u | x_u) ‖ p(z_u)) of the Mult-VAE ELBO (Liang et al. 2018, §2.2) for a
+    diagonal Gaussian q = N(μ, diag σ²) and the prior p = N(0, I_K), in closed form
+    ½ Σ_k (σ_k² + μ_k² − 1 − log σ_k²), averaged over the B rows.
+
+    mu, logvar: (B, K), logvar = log σ² (the encoder's output; σ = exp(logvar / 2)).
+    """
+    _check_same("logvar", mu, logvar)
+    return 0.5 * (logvar.exp() + mu.square() - 1.0 - logvar).sum(-1).mean()
