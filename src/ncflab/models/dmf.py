@@ -46,6 +46,7 @@ from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.jncf_net import Bag, RatingGraph, SparseLinear
 from ncflab.models.losses import log_loss
+from ncflab.models.rating_input import RatingInput, rating_matrix
 from ncflab.models.training import train_loop
 
 __all__ = ["DMF", "DMFModule", "MU", "dmf_loss"]
@@ -157,7 +158,7 @@ def _first_layer(
 
 
 @dataclass(kw_only=True)
-class DMF(Recommender):
+class DMF(RatingInput, Recommender):
     """DMF (registry name ``dmf``) with the settings J-NCF used for it as a baseline (J-NCF
     §4.2.3: two layers [128, 64], batch 256, Adam, lr 1e-4, N(0, 0.01²) init, following the DMF
     paper §4.1), except where our validation chose otherwise (see each field).
@@ -303,35 +304,8 @@ class DMF(Recommender):
     # ------------------------------------------------------------------- helpers
     def _input_matrix(self, train: Interactions) -> sp.csr_matrix:
         """(n_users, n_items) float32 CSR of Eq. 2's Y: ratings (explicit) or 1."""
-        self._explicit_ = self.feedback == "explicit" and train.ratings is not None
-        if self.feedback == "explicit" and train.ratings is None:
-            log.info("DMF: data has no ratings, so Y is 1/0 and NCE is BCE")
-        m = sp.csr_matrix(train.csr("rating" if self._explicit_ else "binary"), dtype=np.float32)
-        bad = m.data[~(np.isfinite(m.data) & (m.data > 0))]
-        if bad.size:
-            raise ValueError(
-                f"DMF explicit feedback needs ratings > 0 (0 means unknown, Eq. 2), got "
-                f"{np.unique(bad)[:5].tolist()}; use feedback='implicit'"
-            )
-        m.sort_indices()
-        m.indices = m.indices.astype(np.int64)
+        m, self._explicit_ = rating_matrix(train, self.feedback, "DMF")
         return m
-
-    def _graph(self, device: torch.device) -> RatingGraph:
-        if self._graph_cache is None or self._graph_cache.device != device:
-            self._graph_cache = RatingGraph.from_csr(
-                self.indptr_, self.indices_, self.data_, self.n_items_, device
-            )
-        return self._graph_cache
-
-    def _clear_caches(self, keep_graph: bool = False) -> None:
-        self._q_items = None
-        if not keep_graph:
-            self._graph_cache = None
-
-    def load_arrays(self, arrays: dict[str, torch.Tensor]) -> None:
-        super().load_arrays(arrays)
-        self._clear_caches()
 
     def _check_params(self) -> None:
         for key, allowed in (

@@ -26,6 +26,7 @@ from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.jncf_net import JNCFModule, RatingGraph, SparseLinear, table6_layers
 from ncflab.models.losses import PAIRWISE, hybrid
+from ncflab.models.rating_input import RatingInput, rating_matrix
 from ncflab.models.training import train_loop
 
 __all__ = ["JNCF", "JNCFModule", "RatingGraph", "SparseLinear", "table6_layers"]
@@ -41,7 +42,7 @@ SCORE_BUDGET = 1 << 24
 
 
 @dataclass(kw_only=True)
-class JNCF(Recommender):
+class JNCF(RatingInput, Recommender):
     """J-NCF (registry name ``jncf``); defaults give J-NCFc with the hybrid TOP1 loss on
     explicit feedback (paper §4.2.3), except where the issue's validation probe on ML-100K chose
     otherwise (``lr``, ``n_neg``) or our validation did (``init``); see below.
@@ -198,35 +199,8 @@ class JNCF(Recommender):
     # ------------------------------------------------------------------- helpers
     def _input_matrix(self, train: Interactions) -> sp.csr_matrix:
         """(n_users, n_items) float32 CSR of Eq. 3's y_ui: ratings (explicit) or 1."""
-        self._explicit_ = self.feedback == "explicit" and train.ratings is not None
-        if self.feedback == "explicit" and train.ratings is None:
-            log.info("J-NCF: data has no ratings, so explicit feedback is implicit (1/0)")
-        m = sp.csr_matrix(train.csr("rating" if self._explicit_ else "binary"), dtype=np.float32)
-        bad = m.data[~(np.isfinite(m.data) & (m.data > 0))]
-        if bad.size:
-            raise ValueError(
-                f"J-NCF explicit feedback needs ratings > 0 (0 means unknown, Eq. 3), got "
-                f"{np.unique(bad)[:5].tolist()}; use feedback='implicit'"
-            )
-        m.sort_indices()
-        m.indices = m.indices.astype(np.int64)
+        m, self._explicit_ = rating_matrix(train, self.feedback, "J-NCF")
         return m
-
-    def _graph(self, device: torch.device) -> RatingGraph:
-        if self._graph_cache is None or self._graph_cache.device != device:
-            self._graph_cache = RatingGraph.from_csr(
-                self.indptr_, self.indices_, self.data_, self.n_items_, device
-            )
-        return self._graph_cache
-
-    def _clear_caches(self, keep_graph: bool = False) -> None:
-        self._q_items = None
-        if not keep_graph:
-            self._graph_cache = None
-
-    def load_arrays(self, arrays: dict[str, torch.Tensor]) -> None:
-        super().load_arrays(arrays)
-        self._clear_caches()
 
     def _check_params(self) -> None:
         for key, allowed in (
