@@ -26,9 +26,9 @@ def tiny() -> NPRNet:
 
 def test_loss_matches_hand_computation() -> None:
     # x_u1 = 1·1·0.5 = 0.5, x_u2 = 2·0.5·1 = 1 → −ln σ(−0.5) = ln(1 + e^0.5);
-    # reg/2 · (‖p‖² + ‖q_1‖² + ‖q_2‖²) = 0.05 · (5 + 0.25 + 1).
+    # reg/2 · (‖p‖² + ‖q_1‖² + ‖q_2‖² + ‖h‖²) = 0.05 · (5 + 0.25 + 1 + 1.25).
     loss = tiny().loss(torch.tensor([0]), torch.tensor([1]), torch.tensor([[2]]), reg=0.1)
-    assert loss.item() == pytest.approx(math.log1p(math.exp(0.5)) + 0.05 * 6.25, rel=1e-6)
+    assert loss.item() == pytest.approx(math.log1p(math.exp(0.5)) + 0.05 * 7.5, rel=1e-6)
 
 
 def test_both_branches_share_the_weights() -> None:

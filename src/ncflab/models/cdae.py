@@ -8,13 +8,13 @@ extra per-user input node V_u and decoded to every item:
     z_u  = h(Wᵀ ỹ_u + V_u + b),         ŷ_ui = f(W'_iᵀ z_u + b'_i),
 
 trained on the observed items and sampled negatives only (§4.2, negative sampling) with
-(1/|U|) Σ_u E_{p(ỹ_u|y_u)} ℓ(ỹ_u, ŷ_u) + λ/2 (‖W‖² + ‖W'‖² + ‖V‖² + ‖b‖² + ‖b'‖²); at prediction
-time the uncorrupted y_u is the input (§4.3). CDAE's paper compares square and logistic losses
-with identity or sigmoid h and f. JCA (Zhu et al., WWW 2019, §5.2) runs it with sigmoid h and f,
-"MSE as the objective function", one negative per positive re-drawn every epoch, minibatches of
-256 users, Adam with lr 0.003 and λ grid-searched on validation — our defaults, since JCA's
-Table 3 (F1@10 .1999 on ML-1M) is the figure to compare with; ``loss="log"`` gives the logistic
-loss of the CDAE paper.
+(1/|U|) Σ_u E_{p(ỹ_u|y_u)} ℓ(y_u, ŷ_u) + λ/2 (‖W‖² + ‖W'‖² + ‖V‖² + ‖b‖² + ‖b'‖²), the clean
+row y_u being the target; at prediction time the uncorrupted y_u is the input (§4.3). CDAE's
+paper compares square and logistic losses with identity or sigmoid h and f. JCA (Zhu et al.,
+WWW 2019, §5.2) runs it with sigmoid h and f, "MSE as the objective function", one negative per
+positive re-drawn every epoch, minibatches of 256 users, Adam with lr 0.003 and λ grid-searched
+on validation — our defaults, since JCA's Table 3 (F1@10 .1999 on ML-1M) is the figure to
+compare with; ``loss="log"`` gives the logistic loss of the CDAE paper.
 
 Speed: ỹ_u is sparse, so Wᵀ ỹ_u is J-NCF's embedding bag ``SparseLinear`` over the row's
 nonzeros (the dropped ones weighted 0); the decoder is dense over all items.
@@ -111,8 +111,9 @@ class CDAE(AutoencoderRecommender):
     """CDAE (registry ``cdae``) with JCA's baseline settings (§5.2) where JCA gives them.
 
     Attributes:
-        hidden: hidden units K. JCA sets 160 for its autoencoders (§5.2) and gives no other
-            size for CDAE; CDAE's paper mostly uses K = 50.
+        hidden: hidden units K. JCA chose 160 for JCA itself (§5.2) and tuned the baselines'
+            other settings on validation without reporting them; we use JCA's 160 for CDAE too
+            (not yet validated). CDAE's paper mostly uses K = 50.
         corruption: drop-out probability q of the input entries (§4.1). JCA leaves it to
             validation without reporting it. Ours, on ML-1M valid F1@10 (``-p jca``, seed 0,
             λ = 0.1): 0.2 (.0903) over 0.5 (.0897, best epoch 63).

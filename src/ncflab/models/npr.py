@@ -6,14 +6,16 @@ two GMFs to implement the pairwise structure and the BPR objective function"; th
 built here, with no contextual (tag, geographic, visual) features, which ncflab's data lacks:
 
     x̂_ui = hᵀ(p_u ⊙ q_i)                      (a GMF branch, NCF Eq. 8–9, before a_out)
-    L = −Σ_(u,i,j) ln σ(x̂_ui − x̂_uj) + (λ/2)(‖p_u‖² + ‖q_i‖² + ‖q_j‖²)   (BPR, Rendle 2009)
+    L = −Σ_(u,i,j) ln σ(x̂_ui − x̂_uj) + (λ/2)(‖p_u‖² + ‖q_i‖² + ‖q_j‖² + ‖h‖²)   (BPR, Rendle 2009)
 
 The two GMF branches, one for the observed item i and one for the sampled item j, share every
 weight (a siamese pair): the BPR structure compares one preference function at two items, and
 with shared weights ``score`` is that function. (Two unshared GMFs would leave test-time
 scoring undefined; Elliot's NPR averages two branches with separate item tables, a different
 model.) h is learned; it rescales the latent dimensions, so the function class is BPR-MF's and
-what differs is the parametrisation and hence the optimisation.
+what differs is the parametrisation and hence the optimisation. h is penalised with the
+embeddings: x̂ is unchanged by p → p/c, q → q/c, h → c²h, so with h free the optimiser could
+shrink the penalised embeddings at no cost and λ would lose its hold on the model's scale.
 
 JCA's settings for all baselines (§5.2): Adam, learning rate 0.003, minibatch 1,500 for the
 non-autoencoder methods, one re-sampled negative per positive per epoch, and λ grid-searched
@@ -61,13 +63,14 @@ class NPRNet(nn.Module):
         self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, reg: float
     ) -> torch.Tensor:
         """BPR loss of (users (B,), pos (B,), neg (B, n_neg)): mean over the n_neg pairs of
-        −ln σ(x̂_ui − x̂_uj), plus (reg/2)(‖p_u‖² + ‖q_i‖² + mean_j ‖q_j‖²) averaged over B."""
+        −ln σ(x̂_ui − x̂_uj), plus (reg/2)(‖p_u‖² + ‖q_i‖² + mean_j ‖q_j‖²) averaged over B,
+        plus (reg/2)‖h‖² (h, shared by every triplet, once per minibatch)."""
         items = torch.cat([pos[:, None], neg], dim=1)  # one lookup for both branches
         p, q = lookup(self.user, users), lookup(self.item, items)  # (B, f), (B, 1 + n_neg, f)
         x = (q @ (p * self.h)[:, :, None])[..., 0]  # (B, 1 + n_neg)
         sq = q.square().sum(-1)
         norms = p.square().sum(-1) + sq[:, 0] + sq[:, 1:].mean(-1)
-        return bpr(x[:, 0], x[:, 1:]) + 0.5 * reg * norms.mean()
+        return bpr(x[:, 0], x[:, 1:]) + 0.5 * reg * (norms.mean() + self.h.square().sum())
 
 
 @dataclass(kw_only=True)
