@@ -3,7 +3,9 @@
 Xue, Dai, Zhang, Huang, Chen, "Deep Matrix Factorization Models for Recommender Systems",
 IJCAI 2017, §3. The input matrix Y holds the explicit rating R_ij of every observed pair and 0
 elsewhere (§3.1, Eq. 2). User i is its row Y_i* and item j its column Y_*j; each goes through its
-own MLP (§3.2, Eq. 7–9): the first layer is linear, l_1 = W_1 Y_i* (no bias, no activation), every
+own MLP (§3.2, Eq. 7–9; equation numbers to be checked against the PDF, which we could not
+open): the first layer is linear, l_1 = W_1 Y_i* (no bias, no activation, the general layer rule;
+the paper's expanded formula for p_i can be read with f on it too, so this is a reading), every
 later one is l_k = f(W_k l_(k−1) + b_k) with f = ReLU, giving p_i and q_j. The prediction is their
 cosine, Ŷ_ij = p_iᵀ q_j / (‖p_i‖ ‖q_j‖) (Eq. 10). Training minimises the normalised cross-entropy
 (§3.3, Eq. 12) over the observed pairs Y⁺ and sampled unobserved ones Y⁻,
@@ -179,14 +181,16 @@ class DMF(RatingInput, Recommender):
         feedback: "explicit": ratings in Y (Eq. 2); "implicit": 1 for every observed pair
             (the paper's §4.5 comparison of input matrices).
         n_neg: sampled unobserved pairs per observed pair, redrawn every epoch (§3.3, Y⁻). The
-            paper studies the ratio (§4.4); public re-implementations use 7 or 4. 4 as J-NCF:
-            7 was within noise of it on ML-100K at batch 4096 (.3711 vs .3669, above) and
-            costs more per step at batch 256.
+            paper studies the ratio (§4.4); public re-implementations use 7 or 4, and J-NCF
+            does not state the one it used. 4: 7 was within noise of it on ML-100K at batch
+            4096 (.3711 vs .3669, above) and costs more per step at batch 256.
         lr: Adam learning rate: the paper's 1e-4. 1e-3 tied with it on ML-100K validation (above)
             but needed 23 epochs to its best against 8.
         batch_size: observed pairs per minibatch, each with its ``n_neg`` negatives. The paper
             counts instances (positives and negatives) in its 256; grouping a positive with its
-            user's negatives computes that user once, and the loss is the same mean.
+            user's negatives computes that user once. The loss is the same mean, but an epoch
+            takes (1 + n_neg)x fewer Adam steps than the paper's, which changes the epoch
+            counts (J-NCF reports DMF's best at ~16-17 iterations).
         epochs: maximum epochs; early stopping on validation picks the epoch.
         init_std: every weight and bias starts ~ N(0, init_std²) (§4.1: 0.01).
         mask_target: drop Y_ui from Y_u* and Y_*i when scoring the training pair (u, i), so the
