@@ -26,7 +26,7 @@ from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.layers import embedding, lookup, seeded_generator
-from ncflab.models.training import train_loop
+from ncflab.models.training import minibatches, train_loop
 
 __all__ = ["BPR", "BPRModule"]
 
@@ -131,12 +131,7 @@ class BPR(Recommender):
             opt = torch.optim.SGD(params, lr=self.lr)
 
         def batches(rng: np.random.Generator):
-            # Sample the whole epoch at once (vectorised), move it once, then slice minibatches.
-            arrays = bpr_triplets(sampler, rng, self.n_neg)
-            users, pos, neg = (torch.from_numpy(a).to(device) for a in arrays)
-            for start in range(0, len(users), self.batch_size):
-                stop = start + self.batch_size
-                yield users[start:stop], pos[start:stop], neg[start:stop]
+            yield from minibatches(bpr_triplets(sampler, rng, self.n_neg), self.batch_size, device)
 
         def loss_fn(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
             return self.module_.loss(users, pos, neg, self.reg)

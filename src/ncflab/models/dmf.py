@@ -49,7 +49,7 @@ from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.jncf_net import Bag, RatingGraph, SparseLinear
 from ncflab.models.losses import log_loss
 from ncflab.models.rating_input import RatingInput, rating_matrix
-from ncflab.models.training import train_loop
+from ncflab.models.training import minibatches, train_loop
 
 __all__ = ["DMF", "DMFModule", "MU", "dmf_loss"]
 
@@ -244,10 +244,7 @@ class DMF(RatingInput, Recommender):
             value = self.data_[np.searchsorted(keys, users * self.n_items_ + pos)]  # Y_ui
             target = value / self.max_rating_ if nce else np.ones_like(value)
             arrays = (users, pos, neg, value, target.astype(np.float32))
-            users, pos, neg, value, target = (torch.from_numpy(a).to(device) for a in arrays)
-            for s in range(0, len(users), self.batch_size):
-                b = slice(s, s + self.batch_size)
-                yield users[b], pos[b], neg[b], value[b], target[b]
+            yield from minibatches(arrays, self.batch_size, device)
 
         def loss_fn(users, pos, neg, value, target) -> torch.Tensor:
             items = torch.cat([pos[:, None], neg], dim=1)  # (B, 1 + n_neg)

@@ -27,7 +27,7 @@ from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.jncf_net import JNCFModule, RatingGraph, SparseLinear, table6_layers
 from ncflab.models.losses import PAIRWISE, hybrid
 from ncflab.models.rating_input import RatingInput, rating_matrix
-from ncflab.models.training import train_loop
+from ncflab.models.training import minibatches, train_loop
 
 __all__ = ["JNCF", "JNCFModule", "RatingGraph", "SparseLinear", "table6_layers"]
 
@@ -124,11 +124,7 @@ class JNCF(RatingInput, Recommender):
             # y_ui of each positive (Eq. 3), and Y_ui = y_ui / max(R_u) (Eq. 16).
             value = self.data_[np.searchsorted(keys, users * self.n_items_ + pos)]
             target = value / user_max[users]
-            arrays = (users, pos, neg, value, target)
-            users, pos, neg, value, target = (torch.from_numpy(a).to(device) for a in arrays)
-            for s in range(0, len(users), self.batch_size):
-                b = slice(s, s + self.batch_size)
-                yield users[b], pos[b], neg[b], value[b], target[b]
+            yield from minibatches((users, pos, neg, value, target), self.batch_size, device)
 
         def loss_fn(users, pos, neg, value, target) -> torch.Tensor:
             items = torch.cat([pos[:, None], neg], dim=1)  # (B, 1 + n_neg)

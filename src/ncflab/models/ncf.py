@@ -29,7 +29,7 @@ from ncflab.data.sampling import NegativeSampler, pointwise_samples
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.losses import log_loss
 from ncflab.models.ncf_net import INITS, GMFBody, MLPBody, NCFNet, fuse, mlp_layers
-from ncflab.models.training import train_loop
+from ncflab.models.training import minibatches, train_loop
 
 __all__ = ["GMF", "MLP", "NCFBase", "NeuMF"]
 
@@ -88,12 +88,8 @@ class NCFBase(Recommender):
         sampler = NegativeSampler.from_csr(train.csr("binary"))
 
         def batches(rng: np.random.Generator):
-            # The whole epoch is sampled at once (vectorised), moved once, then sliced.
             arrays = pointwise_samples(sampler, rng, self.n_neg)
-            users, items, labels = (torch.from_numpy(a).to(device) for a in arrays)
-            for s in range(0, len(labels), self.batch_size):
-                b = slice(s, s + self.batch_size)
-                yield users[b], items[b], labels[b]
+            yield from minibatches(arrays, self.batch_size, device)
 
         def loss_fn(users: torch.Tensor, items: torch.Tensor, labels: torch.Tensor):
             # Eq. 7 as a mean, from the logits so that log ŷ and log(1 − ŷ) stay finite.

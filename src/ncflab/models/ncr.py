@@ -29,7 +29,7 @@ from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.ncr_net import DNCRNet, NBPRNet, NeuPRNet, PairNet
 from ncflab.models.ncr_rank import algorithm1_topk, win_counts
-from ncflab.models.training import train_loop
+from ncflab.models.training import minibatches, train_loop
 
 __all__ = ["DNCR", "NBPR", "NCRBase", "NeuPR", "ncr_instances"]
 
@@ -111,12 +111,8 @@ class NCRBase(Recommender):
         opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr, fused=True)
 
         def batches(rng: np.random.Generator):
-            # The whole epoch is sampled at once (vectorised) and moved once, then sliced.
             arrays = ncr_instances(*bpr_triplets(sampler, rng, self.n_neg), rng)
-            users, first, second, labels = (torch.from_numpy(a).to(device) for a in arrays)
-            for s in range(0, len(labels), self.batch_size):
-                b = slice(s, s + self.batch_size)
-                yield users[b], first[b], second[b], labels[b]
+            yield from minibatches(arrays, self.batch_size, device)
 
         def loss_fn(users, first, second, labels) -> torch.Tensor:
             # Eq. 15 as a mean; from the logit, so log ŷ and log(1 − ŷ) stay finite.

@@ -37,7 +37,7 @@ from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.layers import embedding, lookup, seeded_generator
 from ncflab.models.losses import bpr
-from ncflab.models.training import train_loop
+from ncflab.models.training import minibatches, train_loop
 
 __all__ = ["NPR", "NPRNet"]
 
@@ -111,12 +111,7 @@ class NPR(Recommender):
         opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr, fused=True)
 
         def batches(rng: np.random.Generator):
-            # The whole epoch is sampled at once (vectorised), moved once, then sliced.
-            arrays = bpr_triplets(sampler, rng, self.n_neg)
-            users, pos, neg = (torch.from_numpy(a).to(device) for a in arrays)
-            for s in range(0, len(users), self.batch_size):
-                b = slice(s, s + self.batch_size)
-                yield users[b], pos[b], neg[b]
+            yield from minibatches(bpr_triplets(sampler, rng, self.n_neg), self.batch_size, device)
 
         def loss_fn(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
             return self.module_.loss(users, pos, neg, self.reg)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 
 import numpy as np
@@ -21,7 +21,7 @@ from torch import nn
 
 from ncflab.models.base import FitOptions, Recommender
 
-__all__ = ["BatchFn", "LossFn", "NonFiniteLossError", "train_loop"]
+__all__ = ["BatchFn", "LossFn", "NonFiniteLossError", "minibatches", "train_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,17 @@ LossFn = Callable[..., torch.Tensor]
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
+
+
+def minibatches(
+    arrays: tuple[np.ndarray, ...], batch_size: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Slices of ``batch_size`` rows of an epoch's sampled ``arrays`` (equal lengths), each as
+    tensors on ``device``: the epoch is sampled at once (vectorised) and moved once, then sliced,
+    rather than moved minibatch by minibatch."""
+    tensors = [torch.from_numpy(a).to(device) for a in arrays]
+    for s in range(0, len(tensors[0]), batch_size):
+        yield tuple(t[s : s + batch_size] for t in tensors)
 
 
 def train_loop(
