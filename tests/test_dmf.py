@@ -178,9 +178,32 @@ def test_targets_are_rating_over_max_rating(loss: str, monkeypatch) -> None:
     np.testing.assert_allclose(np.sort(targets[:, 0].numpy()), expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("resample", [True, False])
+def test_resample_false_reuses_the_first_epochs_negatives(resample: bool, monkeypatch) -> None:
+    """Algorithm 1 of the DMF paper draws Y⁻ once: every epoch then sees the same (user,
+    positive, negatives) triplets, in a new order; with resampling they differ."""
+    epochs: list[list[tuple]] = []
+
+    def spy(arrays, batch_size, device):
+        users, pos, neg = arrays[:3]
+        rows = zip(users.tolist(), pos.tolist(), map(tuple, neg.tolist()), strict=True)
+        epochs.append(sorted(rows))
+        orders.append(users.copy())
+        return minibatches(arrays, batch_size, device)
+
+    orders: list[np.ndarray] = []
+    minibatches = dmf_module.minibatches
+    monkeypatch.setattr(dmf_module, "minibatches", spy)
+    train = rated_problem()[0]
+    DMF(**{**FAST["dmf"], "epochs": 3, "n_neg": 2, "resample": resample}).fit(train)
+    assert len(epochs) == 3
+    assert (epochs[0] == epochs[1] == epochs[2]) is (not resample)
+    assert not np.array_equal(orders[0], orders[1])  # shuffled every epoch either way
+
+
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"loss": "bce"}, {"mask_target": True}, {"feedback": "implicit"}],
+    [{}, {"loss": "bce"}, {"mask_target": True}, {"feedback": "implicit"}, {"resample": False}],
 )
 def test_learns_rated_block_problem(overrides: dict) -> None:
     torch.set_num_threads(1)

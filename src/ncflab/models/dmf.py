@@ -2,16 +2,16 @@
 
 Xue, Dai, Zhang, Huang, Chen, "Deep Matrix Factorization Models for Recommender Systems",
 IJCAI 2017, §3. The input matrix Y holds the explicit rating R_ij of every observed pair and 0
-elsewhere (§3.1, Eq. 2). User i is its row Y_i* and item j its column Y_*j; each goes through its
-own MLP (§3.2, Eq. 7–9; equation numbers to be checked against the PDF, which we could not
-open): the first layer is linear, l_1 = W_1 Y_i* (no bias, no activation, the general layer rule;
-the paper's expanded formula for p_i can be read with f on it too, so this is a reading), every
-later one is l_k = f(W_k l_(k−1) + b_k) with f = ReLU, giving p_i and q_j. The prediction is their
-cosine, Ŷ_ij = p_iᵀ q_j / (‖p_i‖ ‖q_j‖) (Eq. 10). Training minimises the normalised cross-entropy
-(§3.3, Eq. 12) over the observed pairs Y⁺ and sampled unobserved ones Y⁻,
+elsewhere (§2, Eq. 2). User i is its row Y_i* and item j its column Y_*j; each goes through its
+own MLP (§3.2): the first layer is linear, l_1 = W_1 Y_i* (no bias, no activation: the general
+layer rule of Eq. 5; the expanded formula for p_i and q_j, Eq. 7, can be read with f on it too,
+so this is a reading), every later one is l_k = f(W_k l_(k−1) + b_k) with f = ReLU (Eq. 6),
+giving p_i and q_j (Eq. 7). The prediction is their cosine, Ŷ_ij = p_iᵀ q_j / (‖p_i‖ ‖q_j‖)
+(Eq. 8). Training minimises the normalised cross-entropy (§3.3, Eq. 12) over the observed pairs
+Y⁺ and sampled unobserved ones Y⁻ (§2),
 
     L = −Σ (Y_ij / max(R)) log Ŷ°_ij + (1 − Y_ij / max(R)) log(1 − Ŷ°_ij),
-    Ŷ°_ij = max(μ, Ŷ_ij), μ = 1e−6                                            (Eq. 13)
+    Ŷ°_ij = max(μ, Ŷ_ij), μ = 1e−6                                      (§3.4, Eq. 13)
 
 where max(R) is the largest rating of the data (5 on MovieLens). DMF-BCE (Eq. 11) is the same
 with the 0/1 label in place of Y_ij / max(R). This is ``log_loss`` on Ŷ° with those targets, so
@@ -68,14 +68,14 @@ FULL_FRACTION = 0.5
 def dmf_loss(cosine: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """DMF-NCE (Eq. 12–13): mean of −[Y⁺ log Ŷ° + (1 − Y⁺) log(1 − Ŷ°)], Ŷ° = max(μ, Ŷ).
 
-    cosine: any shape, Ŷ (Eq. 10); target: same shape, Y⁺ = Y_ij / max(R) for NCE (0 for
+    cosine: any shape, Ŷ (Eq. 8); target: same shape, Y⁺ = Y_ij / max(R) for NCE (0 for
     sampled negatives) or the 0/1 label for DMF-BCE (Eq. 11). The paper sums over the pairs; we
     average (the same minimiser, and Adam's steps hardly depend on the scale)."""
     return log_loss(cosine.clamp_min(MU), target)
 
 
 def _tower(widths: list[int]) -> nn.Sequential:
-    """Layers 2…N of Eq. 7: Linear + ReLU from widths[k] to widths[k + 1] (f on every one)."""
+    """Layers 2…N of Eq. 5: Linear + ReLU from widths[k] to widths[k + 1] (f on every one)."""
     layers: list[nn.Module] = []
     for a, b in zip(widths[:-1], widths[1:], strict=True):
         layers += [nn.Linear(a, b), nn.ReLU()]
@@ -83,9 +83,9 @@ def _tower(widths: list[int]) -> nn.Sequential:
 
 
 class DMFModule(nn.Module):
-    """The user and item MLPs of Eq. 8–9 over rows and columns of Y, and their cosine (Eq. 10).
+    """The user and item MLPs of Eq. 7 over rows and columns of Y, and their cosine (Eq. 8).
 
-    The first layer is Eq. 7's l_1 = W_1 x: the sparse layer's bias is zeroed and frozen, and no
+    The first layer is Eq. 5's l_1 = W_1 x: the sparse layer's bias is zeroed and frozen, and no
     activation follows it. (A ReLU and bias there, as in J-NCF's DF net, put the held-out item
     above every out-of-block item for only 52% of users of tests/test_dmf.py's rated block
     problem with the contract's FAST settings, against >= 90% without.)
@@ -112,18 +112,18 @@ class DMFModule(nn.Module):
         return F.normalize(out, dim=-1)
 
     def embed_users(self, *bag: torch.Tensor) -> torch.Tensor:
-        """p_u / ‖p_u‖ (U, d) from bag inputs of rows Y_u* (Eq. 8)."""
+        """p_u / ‖p_u‖ (U, d) from bag inputs of rows Y_u* (Eq. 7)."""
         return self._up(self.user_in(*bag), self.user_mlp)
 
     def embed_items(self, *bag: torch.Tensor) -> torch.Tensor:
-        """q_i / ‖q_i‖ (I, d) from bag inputs of columns Y_*i (Eq. 9)."""
+        """q_i / ‖q_i‖ (I, d) from bag inputs of columns Y_*i (Eq. 7)."""
         return self._up(self.item_in(*bag), self.item_mlp)
 
     def train_cosines(
         self, graph: RatingGraph, users: torch.Tensor, items: torch.Tensor,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:  # fmt: skip
-        """(B, 1 + n_neg) cosines Ŷ (Eq. 10) for ``users`` (B,) and ``items`` (B, 1 + n_neg),
+        """(B, 1 + n_neg) cosines Ŷ (Eq. 8) for ``users`` (B,) and ``items`` (B, 1 + n_neg),
         column 0 the positive. With ``mask`` (B,) = Y_ui, the positive's Y_u* and Y_*i omit Y_ui
         (the first layer is linear in Y, so that subtracts Y_ui · W_1[:, i])."""
         pre_u, inv_u = _first_layer(self.user_in, graph, "user", users)
@@ -162,7 +162,7 @@ def _first_layer(
 @dataclass(kw_only=True)
 class DMF(RatingInput, Recommender):
     """DMF (registry name ``dmf``) with the settings J-NCF used for it as a baseline (J-NCF
-    §4.2.3: two layers [128, 64], batch 256, Adam, lr 1e-4, N(0, 0.01²) init, following the DMF
+    §4.2.2: two layers [128, 64], batch 256, Adam, lr 1e-4, N(0, 0.01²) init, following the DMF
     paper §4.1), except where our validation chose otherwise (see each field).
 
     Validation evidence (``ncflab train -m dmf -d ml-100k -p jncf --set train.threads=1``, seed 0,
@@ -175,15 +175,18 @@ class DMF(RatingInput, Recommender):
     over epochs 1-6, still rising when stopped (test at epoch 6: HR@10 .6058, NDCG@10 .3466).
 
     Attributes:
-        layers: widths of both MLPs (Eq. 7); the last is the dimension of p_u and q_i.
+        layers: widths of both MLPs (Eq. 5, 7); the last is the dimension of p_u and q_i.
         loss: "nce" (DMF-NCE, Eq. 12: positive target Y_ij / max(R)) or "bce" (DMF-BCE,
             Eq. 11: target 1). Without ratings in the data both are BCE.
         feedback: "explicit": ratings in Y (Eq. 2); "implicit": 1 for every observed pair
-            (the paper's §4.5 comparison of input matrices).
-        n_neg: sampled unobserved pairs per observed pair, redrawn every epoch (§3.3, Y⁻). The
-            paper studies the ratio (§4.4); public re-implementations use 7 or 4, and J-NCF
-            does not state the one it used. 4: 7 was within noise of it on ML-100K at batch
-            4096 (.3711 vs .3669, above) and costs more per step at batch 256.
+            (the 0/1 matrix of Eq. 1, §2).
+        n_neg: sampled unobserved pairs per observed pair (Y⁻, §2). The DMF paper uses 7
+            (§4.1) and studies the ratio (§4.4); J-NCF does not state the one it used. 4: 7
+            was within noise of it on ML-100K at batch 4096 (.3711 vs .3669, above) and costs
+            more per step at batch 256.
+        resample: draw Y⁻ afresh every epoch (True, as NCF and J-NCF do) or once before
+            training and reuse it every epoch in a new order (False: the DMF paper's
+            Algorithm 1, §3.4, samples Y⁻ at initialisation).
         lr: Adam learning rate: the paper's 1e-4. 1e-3 tied with it on ML-100K validation (above)
             but needed 23 epochs to its best against 8.
         batch_size: observed pairs per minibatch, each with its ``n_neg`` negatives. The paper
@@ -207,6 +210,7 @@ class DMF(RatingInput, Recommender):
     loss: str = "nce"
     feedback: str = "explicit"
     n_neg: int = 4
+    resample: bool = True
     lr: float = 1e-4
     batch_size: int = 256
     epochs: int = 50
@@ -239,8 +243,15 @@ class DMF(RatingInput, Recommender):
         keys = sampler.rows * self.n_items_ + sampler.indices  # sorted: CSR order
         nce = self.loss == "nce"
 
+        drawn: list[tuple[np.ndarray, ...]] = []  # Y⁻ of the first epoch, when reused
+
         def batches(rng: np.random.Generator):
-            users, pos, neg = bpr_triplets(sampler, rng, self.n_neg)
+            if self.resample or not drawn:
+                drawn[:] = [bpr_triplets(sampler, rng, self.n_neg)]
+                users, pos, neg = drawn[0]
+            else:  # Algorithm 1: the same Y⁻, in a new order
+                order = rng.permutation(len(drawn[0][0]))
+                users, pos, neg = (a[order] for a in drawn[0])
             value = self.data_[np.searchsorted(keys, users * self.n_items_ + pos)]  # Y_ui
             target = value / self.max_rating_ if nce else np.ones_like(value)
             arrays = (users, pos, neg, value, target.astype(np.float32))
@@ -261,7 +272,7 @@ class DMF(RatingInput, Recommender):
     # ------------------------------------------------------------------- scoring
     @torch.no_grad()
     def score(self, users: np.ndarray) -> torch.Tensor:
-        """(B, n_items) float32 CPU cosines Ŷ (Eq. 10, before the max with μ, which would only
+        """(B, n_items) float32 CPU cosines Ŷ (Eq. 8, before the max with μ, which would only
         add ties) of every item for user indices ``users`` (B,); inputs are the training rows."""
         return self._cosines(self._embed_users(self.check_users(users)), None)
 

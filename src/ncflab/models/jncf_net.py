@@ -31,7 +31,7 @@ def table6_layers(df_depth: int, di_depth: int) -> tuple[list[int], list[int]]:
 
     The paper gives only the defaults, DF-3 = [256, 128, 64] and DI-2 = [128, 8], and states
     that the user/item embedding size (64) matches the baselines and that the last DI layer (8)
-    matches NCF (§4.2.3). We keep both ends fixed and double the widths towards the input:
+    matches NCF (§4.2.2). We keep both ends fixed and double the widths towards the input:
     DF-i = [64·2^(i−1), …, 128, 64] (DF-5 = [1024, 512, 256, 128, 64]); DI-1 = [8] and
     DI-j = [128, 64, …, 8] (halving from 128, last layer 8: DI-5 = [128, 64, 32, 16, 8]).
     """
@@ -251,7 +251,7 @@ class JNCFModule(nn.Module):
 
 
 def _initialise(module: nn.Module, init: str, seed: int) -> None:
-    """Seeded init: "normal" = N(0, 0.01²) for every parameter (paper §4.2.3); "default" =
+    """Seeded init: "normal" = N(0, 0.01²) for every parameter (paper §4.2.2); "default" =
     PyTorch's nn.Linear init U(±1/√fan_in) for weights and biases (also for the bags)."""
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():

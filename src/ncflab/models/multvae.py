@@ -6,21 +6,24 @@ x_u ~ Mult(N_u, π(z_u)) with π(z_u) = softmax(f_θ(z_u)) (Eq. 1), whose log-li
 Σ_i x_ui log π_i(z_u) (Eq. 2, ``losses.multinomial``).
 
 - **Mult-VAE** (``multvae``): z_u ~ N(0, I_K); the encoder g_φ gives μ_φ(x_u) and σ_φ(x_u) of
-  q_φ(z_u | x_u) = N(μ, diag σ²), and training maximises the β-weighted ELBO
+  q_φ(z_u | x_u) = N(μ, diag σ²), and training maximises the β-weighted ELBO (Eq. 6; the ELBO
+  itself, β = 1, is Eq. 5)
 
       L_β(x_u; θ, φ) = E_{q_φ(z_u|x_u)}[log p_θ(x_u | z_u)] − β · KL(q_φ(z_u | x_u) ‖ p(z_u))
 
   with one reparameterised sample z_u = μ + ε ⊙ σ, ε ~ N(0, I) per user and step, and β
   annealed linearly from 0 to ``anneal_cap`` = 0.2 over ``anneal_steps`` minibatch updates
-  (§2.2.2: KL annealing; the best β on ML-20M was 0.2). Prediction uses z_u = μ_φ(x_u).
+  (§2.2.2, "Selecting β": KL annealing; the cap 0.2 is the authors' notebook's). Prediction
+  uses z_u = μ_φ(x_u).
 - **Mult-DAE** (``multdae``): a denoising autoencoder with the same likelihood and no latent
-  noise, maximising Σ_u log p_θ(x_u | g_φ(x̃_u)) minus an L2 penalty on the weights (§2.3).
+  noise, maximising Σ_u log p_θ(x_u | g_φ(x̃_u)) (§2.3, Eq. 7) minus an L2 penalty on the
+  weights (§4.3: weight decay).
 
-Both (§4.3 and the authors' notebook, github.com/dawenl/vae_cf): the input row is
-L2-normalised, then drop-out with probability 0.5 is applied to it (x̃_u, in training only),
+Both: drop-out with probability 0.5 on the input row (x̃_u, in training only),
 [I → 600 → 200 → 600 → I] with tanh between layers (the VAE's encoder outputs 2 × 200: μ and
-log σ²), Adam with lr 1e-3, minibatches of 500 users, weights ~ Xavier-uniform and biases ~
-truncated N(0, 0.001²).
+log σ²), Adam, minibatches of 500 users (§4.3); and, from the authors' notebook
+(github.com/dawenl/vae_cf) only, the input row L2-normalised before the drop-out, lr 1e-3,
+weights ~ Xavier-uniform and biases ~ truncated N(0, 0.001²).
 
 Weak generalisation: our presets hold out items of users seen in training, so a training
 user's input at scoring time is their training row (valid and test items are never an input).
@@ -102,10 +105,10 @@ class MultAEModule(nn.Module):
 
 
 def normalise_bag(bag: tuple, keep: torch.Tensor | None = None, p: float = 0.0) -> tuple:
-    """Bag inputs of the rows x_u / ‖x_u‖₂ (the input normalisation of §4.3), then, when ``keep``
-    (a 0/1 mask over the nonzeros) is given, drop-out with probability ``p``: dropped entries
-    weighted 0, kept ones scaled by 1/(1 − p). Returns (index, offsets, values); an empty row
-    stays empty (its norm is taken as 1)."""
+    """Bag inputs of the rows x_u / ‖x_u‖₂ (the authors' notebook's input normalisation), then,
+    when ``keep`` (a 0/1 mask over the nonzeros) is given, drop-out with probability ``p``:
+    dropped entries weighted 0, kept ones scaled by 1/(1 − p). Returns (index, offsets,
+    values); an empty row stays empty (its norm is taken as 1)."""
     index, offsets, values = bag[0], bag[1], bag[2]
     lens = torch.diff(offsets, append=offsets.new_tensor([len(values)]))
     row = torch.repeat_interleave(torch.arange(len(offsets), device=values.device), lens)
@@ -125,7 +128,7 @@ class MultVAE(AutoencoderRecommender):
     Attributes:
         dims: encoder widths [600, 200] (K = 200 latent dimensions); the decoder mirrors them.
         dropout: drop-out probability of the normalised input (0.5).
-        anneal_cap: the final β (0.2, §2.2.2).
+        anneal_cap: the final β (0.2, the notebook's; §2.2.2 anneals and keeps the best).
         anneal_steps: minibatch updates over which β grows linearly from 0 to 1 (it stops at
             ``anneal_cap``, reached after ``anneal_cap · anneal_steps`` updates). The notebook
             uses 200,000, sized for ML-20M (~230 updates an epoch); on ML-1M's 13 updates an
@@ -250,12 +253,12 @@ class MultDAE(MultVAE):
     """Mult-DAE (registry ``multdae``): Mult-VAE's network without the latent noise (the
     encoder's 200-unit layer is a tanh layer) and without the KL term; the loss is the
     negated multinomial log-likelihood of the uncorrupted row given the dropped-out one, plus
-    ``l2`` · Σ‖W‖² (§2.3). ``l2`` = 2e-5 is the notebook's 0.01 / batch size on a batch-mean
-    loss (lam = 0.01 / 500). The notebook's Mult-DAE is [I → 200 → I] (``dims=[200]``);
-    the paper's [I → 600 → 200 → 600 → I] is our default. ``anneal_cap`` and
-    ``anneal_steps`` are unused. With these defaults on ML-1M (``-p jca``, seed 0, early
-    stopping, patience 20): best epoch 33, valid F1@10 .0899, test P/R/F1avg@10 .2282 / .1856
-    / .2047."""
+    ``l2`` · Σ‖W‖² (§2.3, Eq. 7; the weight decay of §4.3). ``l2`` = 2e-5 is the notebook's
+    0.01 / batch size on a batch-mean loss (lam = 0.01 / 500). The notebook's Mult-DAE is
+    [I → 200 → I] (``dims=[200]``); the paper's [I → 600 → 200 → 600 → I] is our default.
+    ``anneal_cap`` and ``anneal_steps`` are unused. With these defaults on ML-1M (``-p jca``,
+    seed 0, early stopping, patience 20): best epoch 33, valid F1@10 .0899, test P/R/F1avg@10
+    .2282 / .1856 / .2047."""
 
     name: ClassVar[str] = "multdae"
     variational: ClassVar[bool] = False
