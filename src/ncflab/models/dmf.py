@@ -186,7 +186,9 @@ class DMF(RatingInput, Recommender):
             more per step at batch 256.
         resample: draw Y⁻ afresh every epoch (True, as NCF and J-NCF do) or once before
             training and reuse it every epoch in a new order (False: the DMF paper's
-            Algorithm 1, §3.4, samples Y⁻ at initialisation).
+            Algorithm 1, §3.4, samples Y⁻ at initialisation). On ML-100K validation (seed 0,
+            defaults otherwise) resampling is slightly ahead, NDCG@10 .3845 vs .3793 (test
+            HR@10 / NDCG@10 .6002 / .3427 vs .6246 / .3456), so it is the default.
         lr: Adam learning rate: the paper's 1e-4. 1e-3 tied with it on ML-100K validation (above)
             but needed 23 epochs to its best against 8.
         batch_size: observed pairs per minibatch, each with its ``n_neg`` negatives. The paper
