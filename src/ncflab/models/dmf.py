@@ -302,18 +302,10 @@ class DMF(RatingInput, Recommender):
 
     def _cosines(self, p: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         """Cosines of unit user vectors ``p`` (B, d) with all items or candidates (B, C)."""
-        q = self._item_vectors()  # (n_items, d), unit rows
+        q = self._item_side()  # (n_items, d): q_i / ‖q_i‖, unit rows
         if items is None:
             return (p @ q.T).float().cpu()
         return (q[items.to(q.device)] * p[:, None, :]).sum(-1).float().cpu()
-
-    def _item_vectors(self) -> torch.Tensor:
-        """(n_items, d) q_i / ‖q_i‖ of every item, cached until the next optimizer step."""
-        if self._q_items is None:
-            graph = self._graph(self._device())
-            all_items = torch.arange(self.n_items_, device=graph.device)
-            self._q_items = self.module_.eval().embed_items(*graph.item_bag(all_items))
-        return self._q_items
 
     # ------------------------------------------------------------------- helpers
     def _input_matrix(self, train: Interactions) -> sp.csr_matrix:

@@ -173,7 +173,7 @@ class JNCF(RatingInput, Recommender):
         """Logits for user representations ``zu`` (B, d) against all items (items=None) or the
         candidates ``items`` (B, C), in row chunks of about SCORE_BUDGET floats."""
         m = self.module_.eval()
-        q = self._item_projection()  # (n_items, w)
+        q = self._item_side()  # (n_items, w): the item half of the first DI layer
         p = m.project_user(zu)  # (B, w)
         n_cols = self.n_items_ if items is None else items.shape[1]
         step = max(1, SCORE_BUDGET // max(1, n_cols * m.di_width))
@@ -183,14 +183,9 @@ class JNCF(RatingInput, Recommender):
             out.append(m.head(m.combine(p[s : s + step, None], qs)).float().cpu())
         return torch.cat(out) if out else torch.zeros(0, n_cols)
 
-    def _item_projection(self) -> torch.Tensor:
-        """(n_items, w) item side of the first DI layer for all items, cached until a step."""
-        if self._q_items is None:
-            graph = self._graph(self._device())
-            m = self.module_.eval()
-            all_items = torch.arange(self.n_items_, device=graph.device)
-            self._q_items = m.project_item(m.embed_items(*graph.item_bag(all_items)))
-        return self._q_items
+    def _finish_items(self, q: torch.Tensor) -> torch.Tensor:
+        """Ranking's item side is z_i through the item half of the first DI layer."""
+        return self.module_.project_item(q)
 
     # ------------------------------------------------------------------- helpers
     def _input_matrix(self, train: Interactions) -> sp.csr_matrix:

@@ -43,8 +43,9 @@ def rating_matrix(train: Interactions, feedback: str, model: str) -> tuple[sp.cs
 
 class RatingInput:
     """Mixin for a ``Recommender`` with the training matrix in ``indptr_``/``indices_``/
-    ``data_``: its device graph (built once per device) and the item-side ranking cache
-    ``_q_items`` (dropped after every optimizer step and on load)."""
+    ``data_``: its device graph (built once per device) and the item side of ranking
+    (``_item_side``), cached in ``_q_items`` and dropped after every optimizer step and on
+    load."""
 
     n_items_: int
     indptr_: np.ndarray
@@ -59,6 +60,22 @@ class RatingInput:
                 self.indptr_, self.indices_, self.data_, self.n_items_, device
             )
         return self._graph_cache
+
+    def _item_side(self) -> torch.Tensor:
+        """(n_items, w) item side of ranking for every item, from its training column through
+        the item network (``module_.embed_items``) and ``_finish_items``; cached until the next
+        optimizer step, since every step changes it."""
+        if self._q_items is None:
+            graph = self._graph(self._device())  # type: ignore[attr-defined]
+            m = self.module_.eval()  # type: ignore[attr-defined]
+            all_items = torch.arange(self.n_items_, device=graph.device)
+            self._q_items = self._finish_items(m.embed_items(*graph.item_bag(all_items)))
+        return self._q_items
+
+    def _finish_items(self, q: torch.Tensor) -> torch.Tensor:
+        """What ranking needs of the embedded item columns ``q`` (n_items, d): ``q`` itself
+        unless a model says otherwise."""
+        return q
 
     def _clear_caches(self, keep_graph: bool = False) -> None:
         self._q_items = None
