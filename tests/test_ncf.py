@@ -131,7 +131,8 @@ def test_pretrained_fit_starts_from_the_fusion(monkeypatch) -> None:
         return fitted["gmf"], fitted["mlp"]
 
     monkeypatch.setattr(NeuMF, "pretrained", pretrained)
-    model = NeuMF(**fast, pretrain=True, finetune_lr=1e-12).fit(train, FitOptions(device="cpu"))
+    model = NeuMF(**fast, pretrain=True, finetune_optimizer="sgd", finetune_lr=1e-12)
+    model.fit(train, FitOptions(device="cpu"))
     expected = NeuMF(**fast)
     expected.build(train.n_users, train.n_items)
     fuse(expected.module_, fitted["gmf"].module_, fitted["mlp"].module_, 0.5)
@@ -155,7 +156,7 @@ def test_pretrain_runs_gmf_and_mlp_with_the_shared_settings() -> None:
         (MLP, {"layers": [32, 16, 8]}),  # MLP-2, embeddings 16
         (NeuMF, {"layers": [32, 16, 8]}),
         (NeuMF, {"pretrain": True, "finetune_optimizer": "adam", "finetune_lr": 0.005}),
-        (NeuMF, {"pretrain": True, "finetune_lr": 0.1}),
+        (NeuMF, {"pretrain": True, "finetune_optimizer": "sgd", "finetune_lr": 0.1}),
         (GMF, {"init": "normal", "n_neg": 2}),
     ],
 )
