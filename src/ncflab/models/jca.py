@@ -62,6 +62,19 @@ class AutoencoderRecommender(Recommender):
         self._clear_caches()
         return csr
 
+    def _setup(
+        self, train: Interactions, options: FitOptions
+    ) -> tuple[sp.csr_matrix, torch.nn.Module, RatingGraph, torch.optim.Optimizer]:
+        """The start of a fit that JCA, CDAE and Mult-VAE/DAE share: check the hyperparameters,
+        store R, build the module on ``options``' device; returns R's CSR, the module, its
+        bag graph and the Adam optimizer (``_optimizer``) at ``self.lr``."""
+        self._check_params()  # type: ignore[attr-defined]
+        device = options.torch_device()
+        csr = self._store(train)
+        self.build(train.n_users, train.n_items)
+        module = self.module_.to(device)
+        return csr, module, self._graph(device), self._optimizer(module, self.lr)  # type: ignore[attr-defined]
+
     def _optimizer(self, module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         """Adam (§5.2), whose every step makes the cached item hidden layer stale."""
         opt = torch.optim.Adam(module.parameters(), lr=lr, fused=True)
@@ -181,13 +194,8 @@ class JCA(AutoencoderRecommender):
 
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
         options = options or FitOptions()
-        self._check_params()
-        device = options.torch_device()
-        csr = self._store(train)
-        self.build(train.n_users, train.n_items)
-        module = self.module_.to(device)
-        graph = self._graph(device)
-        opt = self._optimizer(module, self.lr)
+        csr, module, graph, opt = self._setup(train, options)
+        device = graph.device
         reg = self.regularisation()
 
         def batches(rng: np.random.Generator):

@@ -170,13 +170,8 @@ class MultVAE(AutoencoderRecommender):
 
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
         options = options or FitOptions()
-        self._check_params()
-        device = options.torch_device()
-        csr = self._store(train)
-        self.build(train.n_users, train.n_items)
-        module = self.module_.to(device)
-        graph = self._graph(device)
-        opt = self._optimizer(module, self.lr)
+        csr, module, graph, opt = self._setup(train, options)
+        device = graph.device
         users = np.flatnonzero(np.diff(csr.indptr) > 0)  # an empty row has no likelihood
         step = [0]  # β's clock: minibatch updates so far, across epochs
 
