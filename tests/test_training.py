@@ -108,3 +108,74 @@ def test_seed_changes_the_model(train) -> None:
     a = BPR(**FAST["bpr"], seed=1).fit(train, FitOptions(device="cpu"))
     b = BPR(**FAST["bpr"], seed=2).fit(train, FitOptions(device="cpu"))
     assert not torch.equal(a.score(np.arange(3)), b.score(np.arange(3)))
+
+
+def _draw_recorder(drawn: list[np.ndarray], fail_at: int | None = None):
+    """``batches`` that makes all its draws up front (as ``prefetch`` requires) and records
+    them; the ``fail_at``-th call raises."""
+
+    def batches(rng: np.random.Generator):
+        if len(drawn) + 1 == fail_at:
+            raise RuntimeError(f"sampling failed in call {fail_at}")
+        x = rng.normal(size=(4, 3))
+        drawn.append(x)
+        yield from ((torch.from_numpy(row).float(),) for row in x)
+
+    return batches
+
+
+def _toy_fit(prefetch: bool, drawn: list, epochs: int = 4, **opts) -> torch.Tensor:
+    module = torch.nn.Module()
+    module.weight = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD(module.parameters(), lr=0.1)
+
+    def loss_fn(x: torch.Tensor) -> torch.Tensor:
+        return ((module.weight - x) ** 2).sum()
+
+    batches = _draw_recorder(drawn, opts.pop("fail_at", None))
+    options = FitOptions(**opts)
+    train_loop(_Toy(), module, opt, batches, loss_fn, epochs=epochs, options=options,
+               prefetch=prefetch)  # fmt: skip
+    return module.weight.detach()
+
+
+def test_prefetch_draws_and_trains_exactly_as_the_plain_loop() -> None:
+    plain: list[np.ndarray] = []
+    ahead: list[np.ndarray] = []
+    w_plain, w_ahead = _toy_fit(False, plain), _toy_fit(True, ahead)
+    assert len(plain) == len(ahead) == 4  # nothing is drawn past the last epoch
+    for a, b in zip(plain, ahead, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert torch.equal(w_plain, w_ahead)
+
+
+def test_prefetch_with_early_stop_draws_the_same_epochs_and_finishes() -> None:
+    curve = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
+    plain: list[np.ndarray] = []
+    ahead: list[np.ndarray] = []
+    opts = {"validate": lambda m: {"NDCG@10": next(curve)}, "patience": 2}
+    w_plain = _toy_fit(False, plain, epochs=6, **opts)
+    curve = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
+    opts["validate"] = lambda m: {"NDCG@10": next(curve)}
+    w_ahead = _toy_fit(True, ahead, epochs=6, **opts)
+    # Stopped after epoch 3; the prefetch had already drawn epoch 4, which is never used.
+    assert len(plain) == 3 and len(ahead) == 4
+    for a, b in zip(plain, ahead[:3], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert torch.equal(w_plain, w_ahead)
+
+
+def test_prefetch_raises_a_sampling_error_in_the_caller() -> None:
+    with pytest.raises(RuntimeError, match="sampling failed in call 3"):
+        _toy_fit(True, [], fail_at=3)
+
+
+def test_bpr_fit_is_identical_without_prefetch(train, monkeypatch) -> None:
+    import ncflab.models.training as training
+
+    a = BPR(**FAST["bpr"], seed=3).fit(train, FitOptions(device="cpu"))
+    real = training._Epochs.__init__
+    monkeypatch.setattr(training._Epochs, "__init__", lambda s, b, r, p: real(s, b, r, False))
+    b = BPR(**FAST["bpr"], seed=3).fit(train, FitOptions(device="cpu"))
+    assert [r["loss"] for r in a.history_] == [r["loss"] for r in b.history_]
+    assert torch.equal(a.module_.user.weight, b.module_.user.weight)

@@ -102,7 +102,16 @@ class NCFBase(Recommender):
             # Eq. 7 as a mean, from the logits so that log ŷ and log(1 − ŷ) stay finite.
             return log_loss(self.module_.logits(users, items), labels, logits=True)
 
-        train_loop(self, self.module_, opt, batches, loss_fn, epochs=self.epochs, options=options)
+        train_loop(
+            self,
+            self.module_,
+            opt,
+            batches,
+            loss_fn,
+            epochs=self.epochs,
+            options=options,
+            prefetch=True,
+        )
         return self
 
     def _warm_start(self, train: Interactions, options: FitOptions) -> bool:

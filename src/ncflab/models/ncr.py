@@ -119,7 +119,16 @@ class NCRBase(Recommender):
             logits = self.module_.logits(users, first, second)
             return F.binary_cross_entropy_with_logits(logits, labels)
 
-        train_loop(self, self.module_, opt, batches, loss_fn, epochs=self.epochs, options=options)
+        train_loop(
+            self,
+            self.module_,
+            opt,
+            batches,
+            loss_fn,
+            epochs=self.epochs,
+            options=options,
+            prefetch=True,
+        )
         return self
 
     def _warm_start(self, train: Interactions, options: FitOptions) -> None:

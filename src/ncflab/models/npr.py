@@ -120,7 +120,16 @@ class NPR(Recommender):
         def loss_fn(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
             return self.module_.loss(users, pos, neg, self.reg)
 
-        train_loop(self, self.module_, opt, batches, loss_fn, epochs=self.epochs, options=options)
+        train_loop(
+            self,
+            self.module_,
+            opt,
+            batches,
+            loss_fn,
+            epochs=self.epochs,
+            options=options,
+            prefetch=True,
+        )
         return self
 
     @torch.no_grad()

@@ -13,7 +13,9 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
+from itertools import chain, islice
 
 import numpy as np
 import torch
@@ -53,6 +55,7 @@ def train_loop(
     *,
     epochs: int,
     options: FitOptions,
+    prefetch: bool = False,
 ) -> list[dict]:
     """Train ``module`` for up to ``epochs`` epochs; returns (and stores as ``model.history_``)
     one record per epoch: ``{"epoch", "loss", "metrics", "seconds", "eval_seconds"}`` (the mean
@@ -64,6 +67,15 @@ def train_loop(
     the last epoch; training stops once ``options.monitor`` has not improved for
     ``options.patience`` epochs, and the weights of the best validated epoch are restored (and
     written with ``model.save`` to ``options.checkpoint_dir`` each time a new best is found).
+
+    ``prefetch=True`` promises that ``batches(rng)`` makes all its random draws before it
+    yields its first minibatch (an epoch sampled at once, as ``minibatches`` expects). The loop
+    then starts the next epoch's ``batches`` (up to its first minibatch) in a background thread
+    while this epoch trains and validates: the draws are the same, in the same order, so a fit is
+    identical with or without it, and the sampling (numpy, which releases the GIL) runs on a
+    second core. Why: sampling an epoch of NCF's 4.9 M ML-1M samples takes ~1.5 s of a ~20 s
+    epoch. A ``batches`` that draws between minibatches must not set it: the thread would
+    interleave its draws with the next epoch's.
     """
     for key, value in (("epochs", epochs), ("eval_every", options.eval_every)):
         if value < 1:
@@ -74,10 +86,12 @@ def train_loop(
     vars(model).pop("best_epoch_", None)  # a refit must not report the previous fit's best
     best = _Best()
     last_loss = math.nan
-    with _progress(options.progress, epochs) as advance:
+    progress, epoch_source = _progress(options.progress, epochs), _Epochs(batches, rng, prefetch)
+    with progress as advance, epoch_source as next_epoch:
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
-            last_loss = _run_epoch(module, optimizer, batches(rng), loss_fn, epoch, last_loss)
+            epoch_batches = next_epoch(more=epoch < epochs)
+            last_loss = _run_epoch(module, optimizer, epoch_batches, loss_fn, epoch, last_loss)
             trained = time.perf_counter()
             due = epoch % options.eval_every == 0 or epoch == epochs
             metrics = _validate(model, module, options) if options.validate and due else {}
@@ -100,6 +114,35 @@ def train_loop(
     if best.state is not None:
         module.load_state_dict(best.state)
     return model.history_
+
+
+class _Epochs:
+    """``next_epoch(more)`` gives the next epoch's minibatches; with ``prefetch`` the epoch after
+    it (when ``more``) is started in a background thread first (see ``train_loop``). Leaving
+    the context waits for a started epoch, so no draw outlives the fit."""
+
+    def __init__(self, batches: BatchFn, rng: np.random.Generator, prefetch: bool) -> None:
+        self.batches, self.rng = batches, rng
+        self.pool = ThreadPoolExecutor(1, "ncflab-sampler") if prefetch else None
+        self.pending: Future | None = None
+
+    def _start(self) -> tuple[list[tuple[torch.Tensor, ...]], Iterator]:
+        it = iter(self.batches(self.rng))
+        return list(islice(it, 1)), it
+
+    def __enter__(self) -> Callable[..., Iterable[tuple[torch.Tensor, ...]]]:
+        return self.next_epoch
+
+    def next_epoch(self, more: bool) -> Iterable[tuple[torch.Tensor, ...]]:
+        if self.pool is None:
+            return self.batches(self.rng)
+        first, it = self.pending.result() if self.pending else self._start()
+        self.pending = self.pool.submit(self._start) if more else None
+        return chain(first, it)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 def _run_epoch(
