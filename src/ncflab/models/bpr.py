@@ -14,8 +14,9 @@ positive each epoch instead of bootstrap sampling (every positive is seen once p
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ from ncflab.models.base import FitOptions, Recommender
 from ncflab.models.layers import embedding, lookup, seeded_generator
 from ncflab.models.training import minibatches, train_loop
 
-__all__ = ["BPR", "BPRModule"]
+__all__ = ["BPR", "BPRModule", "fit_triplets"]
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -117,36 +118,12 @@ class BPR(Recommender):
         )
 
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
-        options = options or FitOptions()
-        self._check_params()
-        device = options.torch_device()
-        self.n_users_, self.n_items_ = train.n_users, train.n_items
-        self.build(train.n_users, train.n_items)
-        self.module_.to(device)
-        sampler = NegativeSampler.from_csr(train.csr("binary"))
-        params = self.module_.parameters()
-        if self.optimizer == "adam":
-            opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=self.lr)
-        else:
-            opt = torch.optim.SGD(params, lr=self.lr)
+        def optimizer(params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+            if self.optimizer == "adam":
+                return torch.optim.Adam(params, lr=self.lr)
+            return torch.optim.SGD(params, lr=self.lr)
 
-        def batches(rng: np.random.Generator):
-            yield from minibatches(bpr_triplets(sampler, rng, self.n_neg), self.batch_size, device)
-
-        def loss_fn(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-            return self.module_.loss(users, pos, neg, self.reg)
-
-        train_loop(
-            self,
-            self.module_,
-            opt,
-            batches,
-            loss_fn,
-            epochs=self.epochs,
-            options=options,
-            prefetch=True,
-        )
-        return self
+        return fit_triplets(self, train, options, optimizer)
 
     @torch.no_grad()
     def score(self, users: np.ndarray) -> torch.Tensor:
@@ -177,3 +154,33 @@ class BPR(Recommender):
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+
+
+def fit_triplets(
+    model: Any,
+    train: Interactions,
+    options: FitOptions | None,
+    optimizer: Callable[[Iterator[nn.Parameter]], torch.optim.Optimizer],
+) -> Any:
+    """The fit of a BPR-style ``model`` (BPR, NPR): build its ``module_``, whose
+    ``loss(users, pos, neg, reg)`` is the minibatch objective, and train it on every epoch's
+    freshly sampled triplets (``bpr_triplets`` with ``model.n_neg`` negatives) with the
+    ``optimizer`` made from the module's parameters. Returns ``model``."""
+    options = options or FitOptions()
+    model._check_params()
+    device = options.torch_device()
+    model.n_users_, model.n_items_ = train.n_users, train.n_items
+    model.build(train.n_users, train.n_items)
+    module = model.module_.to(device)
+    sampler = NegativeSampler.from_csr(train.csr("binary"))
+
+    def batches(rng: np.random.Generator):
+        yield from minibatches(bpr_triplets(sampler, rng, model.n_neg), model.batch_size, device)
+
+    def loss_fn(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        return module.loss(users, pos, neg, model.reg)
+
+    opt = optimizer(module.parameters())
+    train_loop(model, module, opt, batches, loss_fn, epochs=model.epochs, options=options,
+               prefetch=True)  # fmt: skip
+    return model

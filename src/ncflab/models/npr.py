@@ -33,11 +33,10 @@ import torch
 from torch import nn
 
 from ncflab.data.interactions import Interactions
-from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.bpr import fit_triplets
 from ncflab.models.layers import embedding, lookup, seeded_generator
 from ncflab.models.losses import bpr
-from ncflab.models.training import minibatches, train_loop
 
 __all__ = ["NPR", "NPRNet"]
 
@@ -105,32 +104,9 @@ class NPR(Recommender):
         self.module_ = NPRNet(n_users, n_items, self.factors, self.init_std, self.seed)
 
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
-        options = options or FitOptions()
-        self._check_params()
-        device = options.torch_device()
-        self.n_users_, self.n_items_ = train.n_users, train.n_items
-        self.build(train.n_users, train.n_items)
-        self.module_.to(device)
-        sampler = NegativeSampler.from_csr(train.csr("binary"))
-        opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr, fused=True)
-
-        def batches(rng: np.random.Generator):
-            yield from minibatches(bpr_triplets(sampler, rng, self.n_neg), self.batch_size, device)
-
-        def loss_fn(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-            return self.module_.loss(users, pos, neg, self.reg)
-
-        train_loop(
-            self,
-            self.module_,
-            opt,
-            batches,
-            loss_fn,
-            epochs=self.epochs,
-            options=options,
-            prefetch=True,
+        return fit_triplets(
+            self, train, options, lambda params: torch.optim.Adam(params, lr=self.lr, fused=True)
         )
-        return self
 
     @torch.no_grad()
     def score(self, users: np.ndarray) -> torch.Tensor:
