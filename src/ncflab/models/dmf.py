@@ -267,16 +267,8 @@ class DMF(RatingInput, Recommender):
             targets[:, 0] = target  # sampled unobserved pairs: Y_ij = 0
             return dmf_loss(cos, targets)
 
-        train_loop(
-            self,
-            self.module_,
-            opt,
-            batches,
-            loss_fn,
-            epochs=self.epochs,
-            options=options,
-            prefetch=True,
-        )
+        train_loop(self, self.module_, opt, batches, loss_fn, epochs=self.epochs, options=options,
+                   prefetch=True)  # fmt: skip
         self._clear_caches(keep_graph=True)  # the loop may have restored the best epoch
         return self
 

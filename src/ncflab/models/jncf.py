@@ -135,16 +135,8 @@ class JNCF(RatingInput, Recommender):
                 logits[:, 0], logits[:, 1:], target, pair=self.pair, alpha=alpha, logits=True
             )
 
-        train_loop(
-            self,
-            self.module_,
-            opt,
-            batches,
-            loss_fn,
-            epochs=self.epochs,
-            options=options,
-            prefetch=True,
-        )
+        train_loop(self, self.module_, opt, batches, loss_fn, epochs=self.epochs, options=options,
+                   prefetch=True)  # fmt: skip
         self._clear_caches(keep_graph=True)  # the loop may have restored the best epoch
         return self
 

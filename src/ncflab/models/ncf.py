@@ -102,16 +102,8 @@ class NCFBase(Recommender):
             # Eq. 7 as a mean, from the logits so that log ŷ and log(1 − ŷ) stay finite.
             return log_loss(self.module_.logits(users, items), labels, logits=True)
 
-        train_loop(
-            self,
-            self.module_,
-            opt,
-            batches,
-            loss_fn,
-            epochs=self.epochs,
-            options=options,
-            prefetch=True,
-        )
+        train_loop(self, self.module_, opt, batches, loss_fn, epochs=self.epochs, options=options,
+                   prefetch=True)  # fmt: skip
         return self
 
     def _warm_start(self, train: Interactions, options: FitOptions) -> bool:

@@ -119,16 +119,8 @@ class NCRBase(Recommender):
             logits = self.module_.logits(users, first, second)
             return F.binary_cross_entropy_with_logits(logits, labels)
 
-        train_loop(
-            self,
-            self.module_,
-            opt,
-            batches,
-            loss_fn,
-            epochs=self.epochs,
-            options=options,
-            prefetch=True,
-        )
+        train_loop(self, self.module_, opt, batches, loss_fn, epochs=self.epochs, options=options,
+                   prefetch=True)  # fmt: skip
         return self
 
     def _warm_start(self, train: Interactions, options: FitOptions) -> None:
