@@ -10,29 +10,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from test_contract import FAST, beats_outside, block_problem
+from test_contract import FAST, beats_outside, block_problem, interactions, sigmoid
+from test_contract import TINY as R
 
-from ncflab.data.interactions import Interactions
 from ncflab.models import FitOptions, Recommender
 from ncflab.models.cdae import CDAE, cdae_loss, row_entries
-
-# 3 users x 4 items: user 0 liked items 0 and 2, user 1 item 1, user 2 items 1-3.
-R = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 1, 1, 1]], np.float32)
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> None:
     torch.set_num_threads(1)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def interactions(matrix: np.ndarray) -> Interactions:
-    users, items = np.nonzero(matrix)
-    n_users, n_items = matrix.shape
-    return Interactions(users, items, None, None, np.arange(n_users), np.arange(n_items))
 
 
 def tiny_cdae(**params) -> CDAE:

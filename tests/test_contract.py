@@ -70,6 +70,22 @@ def block_problem(
     return train, picks[:, 0], in_block
 
 
+# 3 users x 4 items for the autoencoders' hand computations: user 0 liked items 0 and 2,
+# user 1 item 1, user 2 items 1-3.
+TINY = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 1, 1, 1]], np.float32)
+
+
+def interactions(matrix: np.ndarray) -> Interactions:
+    """Implicit interactions at the nonzero cells of a dense (n_users, n_items) ``matrix``."""
+    users, items = np.nonzero(matrix)
+    n_users, n_items = matrix.shape
+    return Interactions(users, items, None, None, np.arange(n_users), np.arange(n_items))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
 def beats_outside(scores: np.ndarray, held: np.ndarray, in_block: np.ndarray) -> float:
     """Fraction of users whose held-out item scores above every item outside their block."""
     outside = np.where(in_block, -np.inf, scores).max(axis=1)
