@@ -150,6 +150,40 @@ def test_pretrain_runs_gmf_and_mlp_with_the_shared_settings() -> None:
     assert len(gmf.history_) == len(mlp.history_) == 1
 
 
+def test_pretrain_from_saved_runs_is_pretrain_from_scratch(tmp_path) -> None:
+    """GMF and MLP runs saved with NeuMF's settings give the very NeuMF that fitting them
+    inside ``pretrain`` gives (a run directory with ``model/`` or a model directory)."""
+    torch.set_num_threads(1)
+    train, _, _ = block_problem()
+    fast = {"factors": 4, "lr": 0.01, "epochs": 2, "batch_size": 128, "seed": 5}
+    GMF(**fast).fit(train, FitOptions(device="cpu")).save(tmp_path / "gmf_run" / "model")
+    MLP(**fast).fit(train, FitOptions(device="cpu")).save(tmp_path / "mlp_model")
+    scratch = NeuMF(**fast, pretrain=True).fit(train, FitOptions(device="cpu"))
+    loaded = NeuMF(
+        **fast,
+        pretrain=True,
+        pretrained_gmf=str(tmp_path / "gmf_run"),
+        pretrained_mlp=str(tmp_path / "mlp_model"),
+    ).fit(train, FitOptions(device="cpu"))
+    for key, value in scratch.module_.state_dict().items():
+        assert torch.equal(loaded.module_.state_dict()[key], value), key
+
+
+def test_pretrain_from_saved_runs_rejects_what_does_not_fit(tmp_path) -> None:
+    torch.set_num_threads(1)
+    train, _, _ = block_problem()
+    fast = {"lr": 0.01, "epochs": 1, "batch_size": 128}
+    GMF(**fast, factors=8).fit(train, FitOptions(device="cpu")).save(tmp_path / "gmf8")
+    neumf = NeuMF(**fast, factors=4, pretrain=True, pretrained_gmf=str(tmp_path / "gmf8"))
+    with pytest.raises(ValueError, match=r"does not fit this NeuMF.*'factors': 8"):
+        neumf.fit(train, FitOptions(device="cpu"))
+    wrong_kind = NeuMF(**fast, factors=8, pretrain=True, pretrained_mlp=str(tmp_path / "gmf8"))
+    with pytest.raises(ValueError, match="holds a 'gmf' model"):
+        wrong_kind.fit(train, FitOptions(device="cpu"))
+    with pytest.raises(ValueError, match="only used with pretrain=true"):
+        NeuMF(pretrained_gmf=str(tmp_path / "gmf8")).fit(train, FitOptions(device="cpu"))
+
+
 @pytest.mark.parametrize(
     "cls, overrides",
     [

@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Self
 
 import numpy as np
@@ -232,6 +233,14 @@ class NeuMF(_Tower):
             → .2426 in 9 epochs), so it stays near the α-mixture of the two pre-trained models.
         finetune_lr: learning rate after pre-training (the paper gives none; the authors' runs
             0.001).
+        pretrained_gmf, pretrained_mlp: with ``pretrain``, start from a GMF / MLP saved
+            earlier (a model directory written by ``save``, or an ``ncflab train`` run directory
+            holding ``model/``) instead of fitting it, as the authors' code loads its
+            ``--mf_pretrain`` / ``--mlp_pretrain`` files. Empty (default): fit it. The saved
+            model must have this model's users, items, ``factors`` (GMF) and tower (MLP), and
+            should come from the same training split; ``pretrained`` fits them with this
+            model's settings, so a ``gmf``/``mlp`` run with the same settings and seed is the
+            same model (tests/test_ncf.py).
     """
 
     name: ClassVar[str] = "neumf"
@@ -239,6 +248,8 @@ class NeuMF(_Tower):
     alpha: float = 0.5
     finetune_optimizer: str = "adam"
     finetune_lr: float = 1e-3
+    pretrained_gmf: str = ""
+    pretrained_mlp: str = ""
 
     def _bodies(self, n_users: int, n_items: int) -> list[torch.nn.Module]:
         gmf = GMFBody(n_users, n_items, self.factors, self.init_std, self.seed)
@@ -254,12 +265,44 @@ class NeuMF(_Tower):
         return True
 
     def pretrained(self, train: Interactions, options: FitOptions) -> tuple[GMF, MLP]:
-        """The GMF and MLP that ``pretrain`` starts from, fitted on ``train`` with ``options``
-        (validation and early stopping included; no checkpoints or epoch callbacks)."""
+        """The GMF and MLP that ``pretrain`` starts from: loaded from ``pretrained_gmf`` /
+        ``pretrained_mlp`` when given, else fitted on ``train`` with ``options`` (validation
+        and early stopping included; no checkpoints or epoch callbacks)."""
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(NCFBase)}
         sub = dataclasses.replace(options, checkpoint_dir=None, on_epoch=None)
-        mlp = MLP(**shared, layers=list(self.layers))
-        return GMF(**shared).fit(train, sub), mlp.fit(train, sub)
+        gmf = self._saved(self.pretrained_gmf, GMF, train)
+        mlp = self._saved(self.pretrained_mlp, MLP, train)
+        gmf = gmf if gmf is not None else GMF(**shared).fit(train, sub)
+        mlp = mlp if mlp is not None else MLP(**shared, layers=list(self.layers)).fit(train, sub)
+        return gmf, mlp
+
+    def _saved(self, path: str, cls: type[NCFBase], train: Interactions) -> NCFBase | None:
+        """The saved ``cls`` model at ``path`` (None for ""), checked against this NeuMF."""
+        if not path:
+            return None
+        where = Path(path)
+        if (where / "model" / "config.json").is_file():
+            where = where / "model"  # an ``ncflab train`` run directory
+        model = Recommender.load(where)
+        if not isinstance(model, cls):
+            raise ValueError(f"pretrained_{cls.name} {path!r} holds a {model.name!r} model")
+        want = {
+            "users": train.n_users,
+            "items": train.n_items,
+            **({"factors": self.factors} if cls is GMF else {"layers": self._layers()}),
+        }
+        have = {
+            "users": model.n_users_,
+            "items": model.n_items_,
+            **({"factors": model.factors} if cls is GMF else {"layers": model._layers()}),
+        }
+        if have != want:
+            raise ValueError(
+                f"pretrained_{cls.name} {path!r} does not fit this NeuMF: it has {have}, "
+                f"this model and data need {want}"
+            )
+        log.info("NeuMF: %s loaded from %s", cls.name.upper(), where)
+        return model
 
     def _optimizer(self, warm: bool) -> torch.optim.Optimizer:
         if not warm or self.finetune_optimizer == "adam":
@@ -277,3 +320,8 @@ class NeuMF(_Tower):
             )
         if not (math.isfinite(self.finetune_lr) and self.finetune_lr > 0):
             raise ValueError(f"finetune_lr must be > 0, got {self.finetune_lr}")
+        if (self.pretrained_gmf or self.pretrained_mlp) and not self.pretrain:
+            raise ValueError(
+                "pretrained_gmf / pretrained_mlp are only used with pretrain=true; set it, or "
+                "leave them empty"
+            )
