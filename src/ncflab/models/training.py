@@ -74,8 +74,9 @@ def train_loop(
     while this epoch trains and validates: the draws are the same, in the same order, so a fit is
     identical with or without it, and the sampling (numpy, which releases the GIL) runs on a
     second core. Why: sampling an epoch of NCF's 4.9 M ML-1M samples takes ~1.5 s of a ~20 s
-    epoch. A ``batches`` that draws between minibatches must not set it: the thread would
-    interleave its draws with the next epoch's.
+    epoch. The cost: two epochs' samples are held at once (on the device, if ``batches`` moves
+    them there). A ``batches`` that draws between minibatches must not set it: the thread
+    would interleave its draws with the next epoch's.
     """
     for key, value in (("epochs", epochs), ("eval_every", options.eval_every)):
         if value < 1:
