@@ -175,10 +175,10 @@ def test_pretrain_from_saved_runs_rejects_what_does_not_fit(tmp_path) -> None:
     fast = {"lr": 0.01, "epochs": 1, "batch_size": 128}
     GMF(**fast, factors=8).fit(train, FitOptions(device="cpu")).save(tmp_path / "gmf8")
     neumf = NeuMF(**fast, factors=4, pretrain=True, pretrained_gmf=str(tmp_path / "gmf8"))
-    with pytest.raises(ValueError, match=r"does not fit this NeuMF.*'factors': 8"):
+    with pytest.raises(ValueError, match=r"does not fit this model.*'width': 8"):
         neumf.fit(train, FitOptions(device="cpu"))
     wrong_kind = NeuMF(**fast, factors=8, pretrain=True, pretrained_mlp=str(tmp_path / "gmf8"))
-    with pytest.raises(ValueError, match="holds a 'gmf' model"):
+    with pytest.raises(ValueError, match="holds a 'gmf' model, not a 'mlp'"):
         wrong_kind.fit(train, FitOptions(device="cpu"))
     with pytest.raises(ValueError, match="only used with pretrain=true"):
         NeuMF(pretrained_gmf=str(tmp_path / "gmf8")).fit(train, FitOptions(device="cpu"))

@@ -291,6 +291,32 @@ def test_neupr_pretraining_fuses_pretrained_parts(tmp_path) -> None:
     )
 
 
+def test_neupr_pretrain_from_saved_runs_is_pretrain_from_scratch(tmp_path) -> None:
+    """An NBPR run of NeuPR's seed and a DNCR run of seed + 1 (no validation here, so nothing
+    else differs) give the very NeuPR that fitting them inside ``pretrain`` gives."""
+    torch.set_num_threads(1)
+    train = block_problem()[0]
+    fast = {"epochs": 2, "batch_size": 128, "seed": 4}
+    NBPR(**fast).fit(train, FitOptions(device="cpu")).save(tmp_path / "nbpr_run" / "model")
+    DNCR(**{**fast, "seed": 5}).fit(train, FitOptions(device="cpu")).save(tmp_path / "dncr")
+    scratch = NeuPR(**fast, pretrain=True).fit(train, FitOptions(device="cpu"))
+    paths = {
+        "pretrained_nbpr": str(tmp_path / "nbpr_run"),
+        "pretrained_dncr": str(tmp_path / "dncr"),
+    }
+    loaded = NeuPR(**fast, pretrain=True, **paths).fit(train, FitOptions(device="cpu"))
+    for key, value in scratch.module_.state_dict().items():
+        assert torch.equal(loaded.module_.state_dict()[key], value), key
+    assert loaded.pretrain_epochs_ == scratch.pretrain_epochs_ == [2, 2]
+    with pytest.raises(ValueError, match=r"pretrained_dncr .* does not fit.*'layers': 4"):
+        NeuPR(**fast, layers=3, pretrain=True, **paths).fit(train, FitOptions(device="cpu"))
+    with pytest.raises(ValueError, match="holds a 'nbpr' model, not a 'dncr'"):
+        swapped = {"pretrained_dncr": paths["pretrained_nbpr"]}
+        NeuPR(**fast, pretrain=True, **swapped).fit(train, FitOptions(device="cpu"))
+    with pytest.raises(ValueError, match="only used with pretrain=true"):
+        NeuPR(**fast, **paths).fit(train, FitOptions(device="cpu"))
+
+
 def test_topk_algorithm1_returns_item_indices(fitted) -> None:
     model = fitted["nbpr"]
     items = np.array([[10, 11, 12, 40, 41]])

@@ -24,7 +24,7 @@ import torch
 
 from ncflab.data.interactions import Interactions
 
-__all__ = ["FitOptions", "Recommender"]
+__all__ = ["FitOptions", "Recommender", "load_part"]
 
 # A validation callback: given the model being trained, returns {"HR@10": ..., ...}.
 Validator = Callable[["Recommender"], dict[str, float]]
@@ -270,3 +270,25 @@ class Recommender:
             getattr(self, attr).load_state_dict(sd)
 
     arrays_as_numpy: ClassVar[bool] = True
+
+
+def load_part(
+    path: str, cls: type[Recommender], param: str, want: dict[str, Any], have: Callable
+) -> Any:
+    """A saved ``cls`` model to pre-train a part of a composite model from (NeuMF's GMF and
+    MLP, NeuPR's NBPR and DNCR): ``path`` is a model directory written by ``save`` or an
+    ``ncflab train`` run directory holding ``model/``. ``have(model)`` must equal ``want`` (the
+    shapes the composite model needs: users, items, widths), else a ValueError names ``param``
+    and both."""
+    where = Path(path)
+    if (where / "model" / "config.json").is_file():
+        where = where / "model"  # an ``ncflab train`` run directory
+    model = Recommender.load(where)
+    if not isinstance(model, cls):
+        raise ValueError(f"{param} {path!r} holds a {model.name!r} model, not a {cls.name!r}")
+    if have(model) != want:
+        raise ValueError(
+            f"{param} {path!r} does not fit this model: it has {have(model)}, this model and "
+            f"data need {want}"
+        )
+    return model

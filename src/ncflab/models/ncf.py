@@ -20,7 +20,6 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar, Self
 
 import numpy as np
@@ -28,7 +27,7 @@ import torch
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, pointwise_samples
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import FitOptions, Recommender, load_part
 from ncflab.models.losses import log_loss
 from ncflab.models.ncf_net import INITS, GMFBody, MLPBody, NCFNet, fuse, mlp_layers
 from ncflab.models.training import minibatches, train_loop
@@ -280,28 +279,19 @@ class NeuMF(_Tower):
         """The saved ``cls`` model at ``path`` (None for ""), checked against this NeuMF."""
         if not path:
             return None
-        where = Path(path)
-        if (where / "model" / "config.json").is_file():
-            where = where / "model"  # an ``ncflab train`` run directory
-        model = Recommender.load(where)
-        if not isinstance(model, cls):
-            raise ValueError(f"pretrained_{cls.name} {path!r} holds a {model.name!r} model")
+        gmf = cls is GMF
         want = {
             "users": train.n_users,
             "items": train.n_items,
-            **({"factors": self.factors} if cls is GMF else {"layers": self._layers()}),
+            "width": self.factors if gmf else self._layers(),
         }
-        have = {
-            "users": model.n_users_,
-            "items": model.n_items_,
-            **({"factors": model.factors} if cls is GMF else {"layers": model._layers()}),
-        }
-        if have != want:
-            raise ValueError(
-                f"pretrained_{cls.name} {path!r} does not fit this NeuMF: it has {have}, "
-                f"this model and data need {want}"
-            )
-        log.info("NeuMF: %s loaded from %s", cls.name.upper(), where)
+
+        def have(m: NCFBase) -> dict:
+            width = m.factors if gmf else m._layers()  # type: ignore[attr-defined]
+            return {"users": m.n_users_, "items": m.n_items_, "width": width}
+
+        model = load_part(path, cls, f"pretrained_{cls.name}", want, have)
+        log.info("NeuMF: %s loaded from %s", cls.name.upper(), path)
         return model
 
     def _optimizer(self, warm: bool) -> torch.optim.Optimizer:

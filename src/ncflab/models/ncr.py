@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, bpr_triplets
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import FitOptions, Recommender, load_part
 from ncflab.models.ncr_net import DNCRNet, NBPRNet, NeuPRNet, PairNet
 from ncflab.models.ncr_rank import algorithm1_topk, win_counts
 from ncflab.models.training import minibatches, train_loop
@@ -274,11 +274,20 @@ class NeuPR(_Tower):
             validation/early stopping as this fit), load their weights into the two parts and
             fuse the output weights (§4.7; Table 3 compares with and without).
         pretrain_alpha: α of Eq. 26, w ← [α w_N; (1 − α) w_D] (Table 3: 0.5).
+        pretrained_nbpr, pretrained_dncr: with ``pretrain``, start from an NBPR / DNCR saved
+            earlier (a model directory written by ``save`` or an ``ncflab train`` run directory)
+            instead of fitting it. It must have this model's users, items, ``factors`` (both)
+            and tower (DNCR: ``layers``, embedding size), and should come from the same
+            training split. Fitting here gives the NBPR a ``-m nbpr`` run with this seed gives
+            and the DNCR of seed + 1 with this seed's validation candidates (the split seed),
+            so a saved ``-m dncr --seed S+1`` run is that DNCR up to its validation candidates.
     """
 
     name: ClassVar[str] = "neupr"
     pretrain: bool = False
     pretrain_alpha: float = 0.5
+    pretrained_nbpr: str = ""
+    pretrained_dncr: str = ""
 
     def _net(self, n_users: int, n_items: int) -> PairNet:
         # Different seeds: the parts must not start from the same stream of normals.
@@ -290,15 +299,42 @@ class NeuPR(_Tower):
             return
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(NCRBase)}
         sub_options = dataclasses.replace(options, checkpoint_dir=None, on_epoch=None)
-        nbpr = NBPR(**shared).fit(train, sub_options)
-        tower = {"layers": self.layers, "embedding_dim": self.embedding_dim}
-        dncr = DNCR(**{**shared, **tower, "seed": self.seed + 1}).fit(train, sub_options)
+        nbpr = self._saved(self.pretrained_nbpr, NBPR, train)
+        if nbpr is None:
+            nbpr = NBPR(**shared).fit(train, sub_options)
+        dncr = self._saved(self.pretrained_dncr, DNCR, train)
+        if dncr is None:
+            tower = {"layers": self.layers, "embedding_dim": self.embedding_dim}
+            dncr = DNCR(**{**shared, **tower, "seed": self.seed + 1}).fit(train, sub_options)
         self.pretrain_epochs_ = [len(nbpr.history_), len(dncr.history_)]
         self.pretrain_best_ = [getattr(m, "best_epoch_", 0) for m in (nbpr, dncr)]
         log.info("NeuPR pre-trained: NBPR and DNCR best epochs %s", self.pretrain_best_)
         self.module_.fuse(nbpr.module_.cpu(), dncr.module_.cpu(), self.pretrain_alpha)
 
+    def _saved(self, path: str, cls: type[NCRBase], train: Interactions) -> NCRBase | None:
+        """The saved ``cls`` model at ``path`` (None for ""), checked against this NeuPR."""
+        if not path:
+            return None
+
+        def have(m: NCRBase) -> dict:
+            shape = {"users": m.n_users_, "items": m.n_items_, "factors": m.factors}
+            if isinstance(m, DNCR):
+                shape |= {"layers": m.layers, "embedding_dim": m.embedding_dim or 4 * m.factors}
+            return shape
+
+        want = {"users": train.n_users, "items": train.n_items, "factors": self.factors}
+        if cls is DNCR:
+            want |= {"layers": self.layers, "embedding_dim": self.embedding_dim or 4 * self.factors}
+        model = load_part(path, cls, f"pretrained_{cls.name}", want, have)
+        log.info("NeuPR: %s loaded from %s", cls.name.upper(), path)
+        return model
+
     def _check_params(self) -> None:
         super()._check_params()
         if not 0.0 <= self.pretrain_alpha <= 1.0:
             raise ValueError(f"pretrain_alpha must be in [0, 1], got {self.pretrain_alpha}")
+        if (self.pretrained_nbpr or self.pretrained_dncr) and not self.pretrain:
+            raise ValueError(
+                "pretrained_nbpr / pretrained_dncr are only used with pretrain=true; set it, "
+                "or leave them empty"
+            )
