@@ -10,7 +10,8 @@ it prints the median over all epochs of all repeats of the wall seconds per epoc
 the process CPU seconds per epoch (closer to the quiet-machine time when the CPU is shared),
 training samples per second (positives plus negatives, median epoch) and the peak resident
 memory so far, then every epoch's seconds. The first epoch of a fit also samples; later ones
-find their samples drawn by ``train_loop``'s prefetch thread during the previous epoch. Target on a 2-core machine: a NeuMF epoch under 20 s.
+find their samples drawn by ``train_loop``'s prefetch thread during the previous epoch.
+Target on a 2-core machine: a NeuMF epoch under 20 s.
 """
 
 from __future__ import annotations
