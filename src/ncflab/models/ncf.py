@@ -279,17 +279,13 @@ class NeuMF(_Tower):
         """The saved ``cls`` model at ``path`` (None for ""), checked against this NeuMF."""
         if not path:
             return None
-        gmf = cls is GMF
-        want = {
-            "users": train.n_users,
-            "items": train.n_items,
-            "width": self.factors if gmf else self._layers(),
-        }
 
-        def have(m: NCFBase) -> dict:
-            width = m.factors if gmf else m._layers()  # type: ignore[attr-defined]
-            return {"users": m.n_users_, "items": m.n_items_, "width": width}
+        def shape(m: NCFBase, users: int, items: int) -> dict:
+            width = m.factors if cls is GMF else m._layers()  # type: ignore[attr-defined]
+            return {"users": users, "items": items, "width": width}
 
+        want = shape(self, train.n_users, train.n_items)
+        have = lambda m: shape(m, m.n_users_, m.n_items_)  # noqa: E731
         model = load_part(path, cls, f"pretrained_{cls.name}", want, have)
         log.info("NeuMF: %s loaded from %s", cls.name.upper(), path)
         return model

@@ -316,15 +316,16 @@ class NeuPR(_Tower):
         if not path:
             return None
 
-        def have(m: NCRBase) -> dict:
-            shape = {"users": m.n_users_, "items": m.n_items_, "factors": m.factors}
-            if isinstance(m, DNCR):
-                shape |= {"layers": m.layers, "embedding_dim": m.embedding_dim or 4 * m.factors}
-            return shape
+        def shape(m: NCRBase, users: int, items: int) -> dict:
+            out = {"users": users, "items": items, "factors": m.factors}
+            if cls is DNCR:  # this NeuPR and a saved DNCR both carry the tower's settings
+                tower: _Tower = m  # type: ignore[assignment]
+                dim = tower.embedding_dim or 4 * tower.factors
+                out |= {"layers": tower.layers, "embedding_dim": dim}
+            return out
 
-        want = {"users": train.n_users, "items": train.n_items, "factors": self.factors}
-        if cls is DNCR:
-            want |= {"layers": self.layers, "embedding_dim": self.embedding_dim or 4 * self.factors}
+        want = shape(self, train.n_users, train.n_items)
+        have = lambda m: shape(m, m.n_users_, m.n_items_)  # noqa: E731
         model = load_part(path, cls, f"pretrained_{cls.name}", want, have)
         log.info("NeuPR: %s loaded from %s", cls.name.upper(), path)
         return model
