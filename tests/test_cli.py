@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from typer.testing import CliRunner
@@ -123,3 +124,40 @@ def test_rules_on_a_trained_pairwise_run(tmp_path, data_dir) -> None:
     )
     res = _run("rules", str(pop))
     assert res.exit_code == 2 and "'itempop'" in res.output
+
+
+@pytest.mark.slow
+def test_resume_finishes_a_killed_run_as_the_whole_run(
+    tmp_path, data_dir, monkeypatch, caplog
+) -> None:
+    from ncflab.models import training
+
+    caplog.set_level(logging.INFO, logger="ncflab")  # as `ncflab` itself logs (main())
+    args = ["train", "-m", "bpr", "-d", "ml-100k", "-p", "ncf", "--set", "params.epochs=4"]
+    args += ["--set", "train.snapshot_seconds=0", "--set", "train.threads=1"]
+    assert _run(*args, "-o", str(tmp_path / "whole")).exit_code == 0
+    report = training._report
+
+    def killed_after_epoch_2(record, options, advance) -> None:  # noqa: ANN001
+        report(record, options, advance)
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_report", killed_after_epoch_2)
+    res = _run(*args, "-o", str(tmp_path / "cut"))
+    assert res.exit_code == 130  # what a Ctrl-C gives
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    monkeypatch.setattr(training, "_report", report)
+    res = _run("resume", str(tmp_path / "cut"))
+    assert res.exit_code == 0, res.output
+    whole, cut = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "cut"))
+    assert cut["test"] == whole["test"] and cut["valid"] == whole["valid"]
+    assert cut["resumed"] and not whole["resumed"]
+    epochs = [[(r["epoch"], r["loss"]) for r in m["history"]] for m in (whole, cut)]
+    assert epochs[0] == epochs[1] and len(epochs[0]) == 4
+    log = (tmp_path / "cut" / "log.txt").read_text()
+    assert "resumed after epoch 2 of 4" in log and "epoch 1 loss" in log  # both processes'
+    res = _run("resume", str(tmp_path / "cut"))
+    assert res.exit_code == 2 and "finished run" in res.output
+    res = _run("resume", str(tmp_path))
+    assert res.exit_code == 2 and "not a run directory" in res.output

@@ -170,6 +170,37 @@ def train(
         console.print(f"run written to {out}")
 
 
+@app.command()
+def resume(
+    run: Annotated[Path, typer.Argument(help="Run directory of a killed `train`.")],
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Finish a `train` run that was killed: rebuild its split from RUN/config.toml, continue
+    the training loop from its last snapshot (RUN/checkpoint/resume.pt, written after an epoch
+    about once a minute) and evaluate and write the run as `train` would. The epochs after the
+    snapshot are those the uninterrupted run would have trained, so the result is the same."""
+    from ncflab.config import load_config
+    from ncflab.experiments.run import run_experiment
+
+    try:
+        if (run / "metrics.json").is_file():
+            raise ValueError(f"{run} is a finished run ({run / 'metrics.json'} exists)")
+        if not (run / "config.toml").is_file():
+            raise FileNotFoundError(f"{run} has no config.toml: not a run directory of `train`")
+        overrides = [f"train.device={json.dumps(device)}"] if device is not None else []
+        if data_dir is not None:
+            overrides.append(f"data_dir={json.dumps(data_dir)}")
+        cfg = load_config(run / "config.toml", overrides)
+        with _log_to(run, append=True):
+            result = run_experiment(cfg, run, progress=sys.stderr.isatty(), resume=True)
+    except (KeyError, ValueError, FileNotFoundError, OSError, RuntimeError) as err:
+        _fail(err)
+    title = f"{cfg.model} on {cfg.dataset} ({cfg.protocol}), resumed"
+    console.print(_table(title, {"valid": result.metrics["valid"], "test": result.metrics["test"]}))
+    console.print(f"run written to {run}")
+
+
 def _run_config(
     config: Path | None,
     flags: dict[str, object],
@@ -270,13 +301,14 @@ def _summary_table(title: str, summary: dict[str, dict[str, dict[str, float]]]) 
 
 
 @contextlib.contextmanager
-def _log_to(out: Path | None) -> Iterator[None]:
-    """Copy the library's log into OUT/log.txt while the block runs (nothing when OUT is None)."""
+def _log_to(out: Path | None, append: bool = False) -> Iterator[None]:
+    """Copy the library's log into OUT/log.txt while the block runs (nothing when OUT is None);
+    ``append`` keeps what an earlier process wrote there (a resumed run)."""
     if out is None:
         yield
         return
     out.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out / "log.txt", mode="w")
+    handler = logging.FileHandler(out / "log.txt", mode="a" if append else "w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logger = logging.getLogger("ncflab")
     logger.addHandler(handler)

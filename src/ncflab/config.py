@@ -48,6 +48,8 @@ class TrainConfig:
             validation chose, for models with a training loop) and test that model, as Dacrema
             et al. (TOIS 2021) did for every baseline; off by default, since the seed papers
             (J-NCF, JCA, NCR) test the model trained on train alone.
+        snapshot_seconds: how often (at most, between epochs) the loop writes the snapshot that
+            ``ncflab resume`` continues from; 0 = after every epoch.
     """
 
     patience: int = 0
@@ -56,6 +58,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 0
     refit: bool = False
+    snapshot_seconds: float = 60.0
 
 
 @dataclass(kw_only=True)

@@ -32,6 +32,7 @@ from ncflab.data.splits import Split, split_from_frames, with_negatives
 from ncflab.evaluation.protocols import EvalResult, evaluate, make_validator
 from ncflab.experiments.presets import Protocol, get_protocol, make_split
 from ncflab.models import MODELS, FitOptions, Recommender
+from ncflab.models.training import SNAPSHOT_FILE
 
 __all__ = [
     "RunResult",
@@ -93,10 +94,20 @@ def load_split(config: RunConfig, protocol: Protocol) -> Split:
 
 
 def run_experiment(
-    config: RunConfig, out: str | Path | None = None, progress: bool = False
+    config: RunConfig,
+    out: str | Path | None = None,
+    progress: bool = False,
+    resume: bool = False,
 ) -> RunResult:
     """Run ``config`` end to end; write the run directory when ``out`` is given
-    (``progress``: show the training loop's progress bar, for the CLI)."""
+    (``progress``: show the training loop's progress bar, for the CLI).
+
+    ``config.toml`` is written before training, so a killed run can be resumed:
+    ``resume=True`` continues the training loop from the snapshot in ``out/checkpoint`` (see
+    ``train_loop``), and the run ends as the uninterrupted one would have. Its ``fit_seconds``
+    then count only this process's part, and ``metrics.json`` says ``"resumed": true``."""
+    if resume and out is None:
+        raise ValueError("resume needs the run directory (out) whose snapshot to continue")
     protocol = get_protocol(config.protocol)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
@@ -112,13 +123,20 @@ def run_experiment(
     validator = None
     if split.valid is not None and len(split.valid):
         validator = make_validator(split, protocol=kind, ks=ks, metrics=metrics)
+    checkpoint = Path(out) / "checkpoint" if out else None
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "config.toml").write_text(config.to_toml())
+    resumed = resume and (checkpoint / SNAPSHOT_FILE).is_file()
     options = FitOptions(
         validate=validator,
         monitor=config.train.monitor or protocol.monitor,
         patience=config.train.patience or protocol.patience,
         eval_every=config.train.eval_every,
         device=config.train.device,
-        checkpoint_dir=Path(out) / "checkpoint" if out else None,
+        checkpoint_dir=checkpoint,
+        resume=resume,
+        snapshot_seconds=config.train.snapshot_seconds,
         progress=progress,
     )
     t1 = time.perf_counter()
@@ -134,6 +152,7 @@ def run_experiment(
         options,
         valid.means if valid else {},
         fit_seconds=round(fit_seconds, 3),
+        resumed=resumed,
     )
     log.info("valid: %s", valid.means if valid else "no validation part")
     log.info("test (%d users, %s): %s", test.n_users, kind, test.means)
@@ -193,7 +212,8 @@ def refit_train_valid(
     t0 = time.perf_counter()
     data = split.train.concat(split.valid)
     refitted = model.clone(**overrides)
-    refitted.fit(data, dataclasses.replace(options, validate=None, checkpoint_dir=None))
+    plain = dataclasses.replace(options, validate=None, checkpoint_dir=None, resume=False)
+    refitted.fit(data, plain)
     seconds = time.perf_counter() - t0
     log.info("refit on train + valid (%d records) %s in %.1fs", len(data), overrides, seconds)
     return refitted, {"on": "train+valid", "records": len(data), **overrides, "seconds": seconds}

@@ -14,7 +14,7 @@ storage and new-user scoring come from ``jca.AutoencoderRecommender``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
@@ -146,10 +146,8 @@ class UIAutoRec(UAutoRec):
         for cls in (UAutoRec, IAutoRec):
             if cls is IAutoRec:
                 params["reg"] = item_reg
-            sub_options = options
-            if options.checkpoint_dir is not None:  # keep the two fits' checkpoints apart
-                sub_options = replace(options, checkpoint_dir=options.checkpoint_dir / cls.name)
-            part = cls(**params).fit(train, sub_options)
+            # The two fits' checkpoints apart; both report their epochs.
+            part = cls(**params).fit(train, options.part(cls.name, report=True))
             history += [{"component": cls.name, **rec} for rec in part.history_]
             parts[cls.side] = part.module_
         self._store(train)

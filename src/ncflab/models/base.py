@@ -40,7 +40,13 @@ class FitOptions:
         patience: epochs without improvement before stopping; the best epoch is restored.
         eval_every: validate every this many epochs.
         device: "cpu", "cuda", or "auto" (CUDA when available).
-        checkpoint_dir: where the training loop writes the best state, or None.
+        checkpoint_dir: where the training loop writes the best state and its resumable
+            snapshot (``training.SNAPSHOT_FILE``), or None.
+        resume: continue the training loop from the snapshot in ``checkpoint_dir`` (from
+            epoch 1 when there is none); the fit is the one an uninterrupted run makes.
+        snapshot_seconds: write the snapshot after an epoch once this many seconds have
+            passed since the last one (0: every epoch); it holds weights and optimizer state,
+            so writing it every epoch of a fast model would cost more than it saves.
         progress: show a progress bar (CLI only; the library logs).
         on_epoch: called with each epoch's record (epoch, loss, metrics, seconds).
     """
@@ -51,8 +57,19 @@ class FitOptions:
     eval_every: int = 1
     device: str = "auto"
     checkpoint_dir: Path | None = None
+    resume: bool = False
+    snapshot_seconds: float = 60.0
     progress: bool = False
     on_epoch: Callable[[dict], None] | None = None
+
+    def part(self, name: str, report: bool = False) -> FitOptions:
+        """These options for a fit inside this one (pre-training, one side of a two-part
+        model): its checkpoints and snapshot go to ``checkpoint_dir/name``, so that resuming
+        the outer fit finds each part where it stopped (a finished part is not retrained);
+        the epoch callback is passed on only with ``report``."""
+        folder = None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / name
+        on_epoch = self.on_epoch if report else None
+        return dataclasses.replace(self, checkpoint_dir=folder, on_epoch=on_epoch)
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":

@@ -173,7 +173,7 @@ class MultVAE(AutoencoderRecommender):
         csr, module, graph, opt = self._setup(train, options)
         device = graph.device
         users = np.flatnonzero(np.diff(csr.indptr) > 0)  # an empty row has no likelihood
-        step = [0]  # β's clock: minibatch updates so far, across epochs
+        clock = {"step": 0}  # β's clock: minibatch updates so far, across epochs (resumable)
 
         def batches(rng: np.random.Generator):
             order = rng.permutation(users)
@@ -187,11 +187,13 @@ class MultVAE(AutoencoderRecommender):
             r = torch.repeat_interleave(torch.arange(len(rows), device=device), _lens(bag))
             x = torch.zeros(len(rows), self.n_items_, device=device)
             x.index_put_((r, bag.index), bag.values)  # the uncorrupted x_u is the target
-            loss = self._objective(module, mu, logvar, x, self.beta(step[0]))
-            step[0] += 1
+            loss = self._objective(module, mu, logvar, x, self.beta(clock["step"]))
+            clock["step"] += 1
             return loss + self.l2 * module.squared_weights() if self.l2 else loss
 
-        train_loop(self, module, opt, batches, loss_fn, epochs=self.epochs, options=options)
+        train_loop(
+            self, module, opt, batches, loss_fn, epochs=self.epochs, options=options, state=clock
+        )
         self._clear_caches(keep_graph=True)
         return self
 

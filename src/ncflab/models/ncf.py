@@ -266,13 +266,15 @@ class NeuMF(_Tower):
     def pretrained(self, train: Interactions, options: FitOptions) -> tuple[GMF, MLP]:
         """The GMF and MLP that ``pretrain`` starts from: loaded from ``pretrained_gmf`` /
         ``pretrained_mlp`` when given, else fitted on ``train`` with ``options`` (validation
-        and early stopping included; no checkpoints or epoch callbacks)."""
+        and early stopping included, checkpoints under ``pretrain-gmf``/``pretrain-mlp`` of
+        the checkpoint folder, no epoch callbacks)."""
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(NCFBase)}
-        sub = dataclasses.replace(options, checkpoint_dir=None, on_epoch=None)
         gmf = self._saved(self.pretrained_gmf, GMF, train)
         mlp = self._saved(self.pretrained_mlp, MLP, train)
-        gmf = gmf if gmf is not None else GMF(**shared).fit(train, sub)
-        mlp = mlp if mlp is not None else MLP(**shared, layers=list(self.layers)).fit(train, sub)
+        if gmf is None:
+            gmf = GMF(**shared).fit(train, options.part("pretrain-gmf"))
+        if mlp is None:
+            mlp = MLP(**shared, layers=list(self.layers)).fit(train, options.part("pretrain-mlp"))
         return gmf, mlp
 
     def _saved(self, path: str, cls: type[NCFBase], train: Interactions) -> NCFBase | None:

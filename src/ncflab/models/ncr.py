@@ -298,14 +298,14 @@ class NeuPR(_Tower):
         if not self.pretrain:
             return
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(NCRBase)}
-        sub_options = dataclasses.replace(options, checkpoint_dir=None, on_epoch=None)
         nbpr = self._saved(self.pretrained_nbpr, NBPR, train)
         if nbpr is None:
-            nbpr = NBPR(**shared).fit(train, sub_options)
+            nbpr = NBPR(**shared).fit(train, options.part("pretrain-nbpr"))
         dncr = self._saved(self.pretrained_dncr, DNCR, train)
         if dncr is None:
             tower = {"layers": self.layers, "embedding_dim": self.embedding_dim}
-            dncr = DNCR(**{**shared, **tower, "seed": self.seed + 1}).fit(train, sub_options)
+            dncr = DNCR(**{**shared, **tower, "seed": self.seed + 1})
+            dncr.fit(train, options.part("pretrain-dncr"))
         self.pretrain_epochs_ = [len(nbpr.history_), len(dncr.history_)]
         self.pretrain_best_ = [getattr(m, "best_epoch_", 0) for m in (nbpr, dncr)]
         log.info("NeuPR pre-trained: NBPR and DNCR best epochs %s", self.pretrain_best_)
