@@ -148,6 +148,8 @@ def test_resume_finishes_a_killed_run_as_the_whole_run(
     assert res.exit_code == 130  # what a Ctrl-C gives
     assert not (tmp_path / "cut" / "metrics.json").exists()
     monkeypatch.setattr(training, "_report", report)
+    res = _run(*args, "-o", str(tmp_path / "cut"))  # would overwrite the unfinished run
+    assert res.exit_code == 2 and "ncflab resume" in res.output
     res = _run("resume", str(tmp_path / "cut"))
     assert res.exit_code == 0, res.output
     whole, cut = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("whole", "cut"))

@@ -142,7 +142,7 @@ def train(
     """Train a model with early stopping on validation, evaluate it once on test, print the
     metrics table and write the run directory. With ``--repeat N`` the run is made for N seeds
     (each in OUT/seed-S) and the table shows mean ± std, also written to OUT/summary.json."""
-    from ncflab.experiments.run import run_experiment, summarize
+    from ncflab.experiments.run import refuse_unfinished, run_experiment, summarize
 
     flags = {"model": model, "dataset": dataset, "protocol": protocol, "seed": seed}
     try:
@@ -153,6 +153,7 @@ def train(
         for i in range(repeat):
             run_cfg = dataclasses.replace(cfg, seed=cfg.seed + i)
             run_out = out if out is None or repeat == 1 else out / f"seed-{run_cfg.seed}"
+            refuse_unfinished(run_out)  # before its log.txt is started anew
             with _log_to(run_out):
                 result = run_experiment(run_cfg, run_out, progress=sys.stderr.isatty())
             records.append(result.metrics)

@@ -41,6 +41,7 @@ __all__ = [
     "load_run",
     "load_split",
     "refit_train_valid",
+    "refuse_unfinished",
     "run_experiment",
     "saved_fingerprint",
     "summarize",
@@ -108,6 +109,10 @@ def run_experiment(
     then count only this process's part, and ``metrics.json`` says ``"resumed": true``."""
     if resume and out is None:
         raise ValueError("resume needs the run directory (out) whose snapshot to continue")
+    checkpoint = Path(out) / "checkpoint" if out else None
+    if not resume:
+        refuse_unfinished(out)
+    resumed = resume and checkpoint is not None and any(checkpoint.rglob(SNAPSHOT_FILE))
     protocol = get_protocol(config.protocol)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
@@ -123,11 +128,9 @@ def run_experiment(
     validator = None
     if split.valid is not None and len(split.valid):
         validator = make_validator(split, protocol=kind, ks=ks, metrics=metrics)
-    checkpoint = Path(out) / "checkpoint" if out else None
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "config.toml").write_text(config.to_toml())
-    resumed = resume and (checkpoint / SNAPSHOT_FILE).is_file()
     options = FitOptions(
         validate=validator,
         monitor=config.train.monitor or protocol.monitor,
@@ -159,6 +162,20 @@ def run_experiment(
     if out is not None:
         write_run(Path(out), config, model, split, test, record)
     return RunResult(model, split, valid, test, record)
+
+
+def refuse_unfinished(out: str | Path | None) -> None:
+    """Raise when ``out`` holds a run that was killed before it finished (a training snapshot,
+    its own or a pre-trained part's, and no ``metrics.json``): starting another run there would
+    overwrite what it had trained, which ``ncflab resume`` can finish."""
+    if out is None or (Path(out) / "metrics.json").is_file():
+        return
+    snapshots = sorted((Path(out) / "checkpoint").rglob(SNAPSHOT_FILE))
+    if snapshots:
+        raise ValueError(
+            f"{out} holds an unfinished run ({snapshots[0]}): `ncflab resume {out}` finishes "
+            "it; delete the folder to start it over"
+        )
 
 
 def final_test(
