@@ -141,6 +141,28 @@ def test_pretrained_fit_starts_from_the_fusion(monkeypatch) -> None:
     assert model.pretrain_best_ == [0, 0]  # no validation: no best epoch
 
 
+def test_pretrained_fit_keeps_the_fusion_when_validation_prefers_it() -> None:
+    """The fused start is validated as epoch 0; when no fine-tuned epoch beats it, the fit
+    ends with exactly the fused weights (the loop restores its best epoch)."""
+    torch.set_num_threads(1)
+    train, _, _ = block_problem()
+    fast = {"factors": 4, "lr": 0.01, "epochs": 3, "batch_size": 128}
+    gmf = GMF(**fast).fit(train, FitOptions(device="cpu"))
+    mlp = MLP(**fast).fit(train, FitOptions(device="cpu"))
+    start_wins = FitOptions(
+        device="cpu", patience=2, validate=lambda m: {"NDCG@10": 0.0 if m.history_ else 1.0}
+    )
+    model = NeuMF(**fast, pretrain=True)
+    model.pretrained = lambda data, options: (gmf, mlp)
+    model.fit(train, start_wins)
+    assert model.best_epoch_ == 0 and [r["epoch"] for r in model.history_] == [0, 1, 2]
+    expected = NeuMF(**fast)
+    expected.build(train.n_users, train.n_items)
+    fuse(expected.module_, gmf.module_, mlp.module_, 0.5)
+    for key, value in expected.module_.state_dict().items():
+        assert torch.equal(model.module_.state_dict()[key], value), key
+
+
 def test_pretrain_runs_gmf_and_mlp_with_the_shared_settings() -> None:
     torch.set_num_threads(1)
     train, _, _ = block_problem()

@@ -124,7 +124,9 @@ def _draw_recorder(drawn: list[np.ndarray], fail_at: int | None = None):
     return batches
 
 
-def _toy_fit(prefetch: bool, drawn: list, epochs: int = 4, **opts) -> torch.Tensor:
+def _toy_fit(
+    prefetch: bool, drawn: list, epochs: int = 4, model: Recommender | None = None, **opts
+) -> torch.Tensor:
     module = torch.nn.Module()
     module.weight = torch.nn.Parameter(torch.ones(3))
     opt = torch.optim.SGD(module.parameters(), lr=0.1)
@@ -133,10 +135,25 @@ def _toy_fit(prefetch: bool, drawn: list, epochs: int = 4, **opts) -> torch.Tens
         return ((module.weight - x) ** 2).sum()
 
     batches = _draw_recorder(drawn, opts.pop("fail_at", None))
+    start = opts.pop("validate_start", False)
     options = FitOptions(**opts)
-    train_loop(_Toy(), module, opt, batches, loss_fn, epochs=epochs, options=options,
-               prefetch=prefetch)  # fmt: skip
+    train_loop(model or _Toy(), module, opt, batches, loss_fn, epochs=epochs, options=options,
+               prefetch=prefetch, validate_start=start)  # fmt: skip
     return module.weight.detach()
+
+
+def test_validate_start_can_choose_the_untrained_weights() -> None:
+    curve = iter([0.9, 0.5, 0.6, 0.7, 0.8, 0.95])  # the start beats the next 4 epochs
+    model = _Toy()
+    opts = {"validate": lambda m: {"NDCG@10": next(curve)}, "patience": 4}
+    weight = _toy_fit(False, [], epochs=6, model=model, validate_start=True, **opts)
+    assert torch.equal(weight, torch.ones(3))  # restored: the start's weights
+    assert model.best_epoch_ == 0 and [r["epoch"] for r in model.history_] == [0, 1, 2, 3, 4]
+    assert model.history_[0]["loss"] is None and model.history_[0]["metrics"]["NDCG@10"] == 0.9
+    # Without a validator there is nothing to choose with: no epoch 0.
+    plain = _Toy()
+    _toy_fit(False, [], epochs=2, model=plain, validate_start=True)
+    assert [r["epoch"] for r in plain.history_] == [1, 2]
 
 
 def test_prefetch_draws_and_trains_exactly_as_the_plain_loop() -> None:

@@ -225,6 +225,11 @@ def refit_train_valid(
     if best is not None:
         if "epochs" not in model.get_params():
             raise ValueError(f"{model.name} chose epochs on validation but has no 'epochs' field")
+        if best == 0:
+            raise ValueError(
+                f"validation chose {model.name}'s starting weights (epoch 0, the warm start "
+                "before any training step): there is no epoch count to refit with"
+            )
         overrides["epochs"] = int(best)
     t0 = time.perf_counter()
     data = split.train.concat(split.valid)

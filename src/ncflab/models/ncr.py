@@ -105,7 +105,7 @@ class NCRBase(Recommender):
         device = options.torch_device()
         self.n_users_, self.n_items_ = train.n_users, train.n_items
         self.build(train.n_users, train.n_items)
-        self._warm_start(train, options)
+        warm = self._warm_start(train, options)
         self.module_.to(device)
         sampler = NegativeSampler.from_csr(train.csr("binary"))
         opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr, fused=True)
@@ -119,12 +119,15 @@ class NCRBase(Recommender):
             logits = self.module_.logits(users, first, second)
             return F.binary_cross_entropy_with_logits(logits, labels)
 
+        # A warm start is itself a candidate for early stopping's choice (epoch 0).
         train_loop(self, self.module_, opt, batches, loss_fn, epochs=self.epochs, options=options,
-                   prefetch=True)  # fmt: skip
+                   prefetch=True, validate_start=warm)  # fmt: skip
         return self
 
-    def _warm_start(self, train: Interactions, options: FitOptions) -> None:
-        """Initialise the fresh network from other fits (NeuPR's pre-training); default none."""
+    def _warm_start(self, train: Interactions, options: FitOptions) -> bool:
+        """Initialise the fresh network from other fits (NeuPR's pre-training); returns whether
+        it did. Default: no."""
+        return False
 
     # ------------------------------------------------------------------- ranking
     def score_items(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
@@ -272,7 +275,8 @@ class NeuPR(_Tower):
     Attributes:
         pretrain: first fit an NBPR and a DNCR (same hyperparameters, train split and
             validation/early stopping as this fit), load their weights into the two parts and
-            fuse the output weights (§4.7; Table 3 compares with and without).
+            fuse the output weights (§4.7; Table 3 compares with and without). The fused
+            start is validated as epoch 0, so early stopping may keep it (``validate_start``).
         pretrain_alpha: α of Eq. 26, w ← [α w_N; (1 − α) w_D] (Table 3: 0.5).
         pretrained_nbpr, pretrained_dncr: with ``pretrain``, start from an NBPR / DNCR saved
             earlier (a model directory written by ``save`` or an ``ncflab train`` run directory)
@@ -294,9 +298,9 @@ class NeuPR(_Tower):
         nbpr = NBPRNet(n_users, n_items, self.factors, self.init_std, self._dense_std(), self.seed)
         return NeuPRNet(nbpr, self._dncr(n_users, n_items, self.seed + 1))
 
-    def _warm_start(self, train: Interactions, options: FitOptions) -> None:
+    def _warm_start(self, train: Interactions, options: FitOptions) -> bool:
         if not self.pretrain:
-            return
+            return False
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(NCRBase)}
         nbpr = self._saved(self.pretrained_nbpr, NBPR, train)
         if nbpr is None:
@@ -310,6 +314,7 @@ class NeuPR(_Tower):
         self.pretrain_best_ = [getattr(m, "best_epoch_", 0) for m in (nbpr, dncr)]
         log.info("NeuPR pre-trained: NBPR and DNCR best epochs %s", self.pretrain_best_)
         self.module_.fuse(nbpr.module_.cpu(), dncr.module_.cpu(), self.pretrain_alpha)
+        return True
 
     def _saved(self, path: str, cls: type[NCRBase], train: Interactions) -> NCRBase | None:
         """The saved ``cls`` model at ``path`` (None for ""), checked against this NeuPR."""

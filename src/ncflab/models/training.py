@@ -73,6 +73,7 @@ def train_loop(
     options: FitOptions,
     prefetch: bool = False,
     state: dict[str, Any] | None = None,
+    validate_start: bool = False,
 ) -> list[dict]:
     """Train ``module`` for up to ``epochs`` epochs; returns (and stores as ``model.history_``)
     one record per epoch: ``{"epoch", "loss", "metrics", "seconds", "eval_seconds"}`` (the mean
@@ -94,6 +95,11 @@ def train_loop(
     same (tested bit for bit on CPU). ``state`` is a model's own mutable loop state (a dict of
     JSON values, e.g. Mult-VAE's annealing step count), saved and restored in place. Why: ML-1M
     runs of the pairwise models take an hour; a killed one should not start again from epoch 1.
+
+    ``validate_start=True`` (a module warm-started from other fits, such as pre-trained NeuMF)
+    validates the starting weights too, as epoch 0 (loss None, no training): early stopping
+    then chooses among the start and every trained epoch, so training that only spoils a good
+    start is undone, and ``best_epoch_`` 0 says so.
 
     ``prefetch=True`` promises that ``batches(rng)`` makes all its random draws before it
     yields its first minibatch (an epoch sampled at once, as ``minibatches`` expects). The loop
@@ -127,6 +133,8 @@ def train_loop(
         else:
             done_epochs, last_loss = resumed["epoch"], resumed["last_loss"]
             log.info("resumed after epoch %d of %d", done_epochs, epochs)
+    if validate_start and options.validate and not model.history_:
+        _validate_start(model, module, options, best)
     progress = _progress(options.progress, epochs, done_epochs)
     epoch_source = _Epochs(batches, rng, prefetch)
     with progress as advance, epoch_source as next_epoch:
@@ -201,7 +209,8 @@ class _Snapshot:
                     "model": self.model.name,
                     "params": self._params(),
                     "history": self.model.history_,
-                    "best_epoch": self.best.epoch,
+                    # None before any validation: epoch 0 can be a best (``validate_start``).
+                    "best_epoch": None if self.best.state is None else self.best.epoch,
                     "best_value": self.best.value,
                     "state": self.state,
                     **meta,
@@ -252,12 +261,12 @@ class _Snapshot:
             )
         self.module.load_state_dict(blob["module"])
         self.model.history_ = meta["history"]
-        if meta["best_epoch"]:
+        if meta["best_epoch"] is not None:
             self.model.best_epoch_ = meta["best_epoch"]
         if meta["done"]:
             return meta
         self.optimizer.load_state_dict(blob["optimizer"])
-        self.best.epoch, self.best.value = meta["best_epoch"], meta["best_value"]
+        self.best.epoch, self.best.value = meta["best_epoch"] or 0, meta["best_value"]
         self.best.state = blob["best"] or None
         torch.set_rng_state(blob["torch_rng"])
         if blob["cuda_rng"] and torch.cuda.is_available():
@@ -340,6 +349,22 @@ def _run_epoch(
     return float(values.mean())
 
 
+def _validate_start(
+    model: Recommender, module: nn.Module, options: FitOptions, best: _Best
+) -> None:
+    """Epoch 0 of ``validate_start``: the starting weights' validation, as a history record."""
+    start = time.perf_counter()
+    metrics = _validate(model, module, options)
+    record = {"epoch": 0, "loss": None, "metrics": metrics, "seconds": 0.0,
+              "eval_seconds": time.perf_counter() - start}  # fmt: skip
+    model.history_.append(record)
+    if best.update(0, metrics[options.monitor], module):
+        model.best_epoch_ = 0
+        if options.checkpoint_dir is not None:
+            model.save(options.checkpoint_dir)
+    _report(record, options, lambda _msg: None)
+
+
 def _validate(model: Recommender, module: nn.Module, options: FitOptions) -> dict[str, float]:
     module.eval()
     with torch.no_grad():
@@ -370,7 +395,8 @@ class _Best:
 
 def _report(record: dict, options: FitOptions, advance: Callable[[str], None]) -> None:
     text = " ".join(f"{k}={v:.4f}" for k, v in record["metrics"].items())
-    msg = f"epoch {record['epoch']} loss={record['loss']:.4f} {text} ({record['seconds']:.1f}s)"
+    loss = "—" if record["loss"] is None else f"{record['loss']:.4f}"  # epoch 0: no training
+    msg = f"epoch {record['epoch']} loss={loss} {text} ({record['seconds']:.1f}s)"
     log.info(msg)
     advance(msg)
     if options.on_epoch is not None:
