@@ -152,12 +152,7 @@ def train_loop(
                 "seconds": trained - start,
                 "eval_seconds": time.perf_counter() - trained,
             }
-            model.history_.append(record)
-            if metrics and best.update(epoch, metrics[options.monitor], module):
-                model.best_epoch_ = epoch
-                if options.checkpoint_dir is not None:
-                    model.save(options.checkpoint_dir)
-            _report(record, options, advance)
+            _keep(record, model, module, options, best, advance)
             if metrics and epoch - best.epoch >= options.patience:
                 log.info("early stop at epoch %d; best epoch %d", epoch, best.epoch)
                 break
@@ -357,12 +352,26 @@ def _validate_start(
     metrics = _validate(model, module, options)
     record = {"epoch": 0, "loss": None, "metrics": metrics, "seconds": 0.0,
               "eval_seconds": time.perf_counter() - start}  # fmt: skip
+    _keep(record, model, module, options, best, lambda _msg: None)
+
+
+def _keep(
+    record: dict,
+    model: Recommender,
+    module: nn.Module,
+    options: FitOptions,
+    best: _Best,
+    advance: Callable[[str], None],
+) -> None:
+    """Add an epoch's ``record`` to the history, keep its weights (and checkpoint them) when
+    its validation is the best so far, and report it."""
     model.history_.append(record)
-    if best.update(0, metrics[options.monitor], module):
-        model.best_epoch_ = 0
+    metrics = record["metrics"]
+    if metrics and best.update(record["epoch"], metrics[options.monitor], module):
+        model.best_epoch_ = record["epoch"]
         if options.checkpoint_dir is not None:
             model.save(options.checkpoint_dir)
-    _report(record, options, lambda _msg: None)
+    _report(record, options, advance)
 
 
 def _validate(model: Recommender, module: nn.Module, options: FitOptions) -> dict[str, float]:
