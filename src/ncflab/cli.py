@@ -181,7 +181,6 @@ def resume(
     the training loop from its last snapshot (RUN/checkpoint/resume.pt, written after an epoch
     about once a minute) and evaluate and write the run as `train` would. The epochs after the
     snapshot are those the uninterrupted run would have trained, so the result is the same."""
-    from ncflab.config import load_config
     from ncflab.experiments.run import run_experiment
 
     try:
@@ -189,10 +188,7 @@ def resume(
             raise ValueError(f"{run} is a finished run ({run / 'metrics.json'} exists)")
         if not (run / "config.toml").is_file():
             raise FileNotFoundError(f"{run} has no config.toml: not a run directory of `train`")
-        overrides = [f"train.device={json.dumps(device)}"] if device is not None else []
-        if data_dir is not None:
-            overrides.append(f"data_dir={json.dumps(data_dir)}")
-        cfg = load_config(run / "config.toml", overrides)
+        cfg = _run_config(run / "config.toml", {}, device, data_dir, None)
         with _log_to(run, append=True):
             result = run_experiment(cfg, run, progress=sys.stderr.isatty(), resume=True)
     except (KeyError, ValueError, FileNotFoundError, OSError, RuntimeError) as err:
