@@ -138,7 +138,7 @@ def test_pretrained_fit_starts_from_the_fusion(monkeypatch) -> None:
     fuse(expected.module_, fitted["gmf"].module_, fitted["mlp"].module_, 0.5)
     for key, value in expected.module_.state_dict().items():
         torch.testing.assert_close(model.module_.state_dict()[key], value)
-    assert model.pretrain_best_ == [0, 0]  # no validation: no best epoch
+    assert model.pretrain_best_ == [2, 2]  # no validation: the parts keep all their epochs
 
 
 def test_pretrained_fit_keeps_the_fusion_when_validation_prefers_it() -> None:

@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.splits import leave_one_out, with_negatives
@@ -15,6 +16,8 @@ from ncflab.experiments.run import refit_train_valid
 from ncflab.models import FitOptions
 from ncflab.models.bpr import BPR
 from ncflab.models.ease import EASE
+from ncflab.models.ncf import NeuMF
+from ncflab.models.ncr import NeuPR
 
 
 def _split():
@@ -71,3 +74,51 @@ def test_train_cli_refits_and_records_it(tmp_path, data_dir) -> None:
     assert record["refit"]["on"] == "train+valid"
     assert record["refit"]["records"] == 100_000 - 943  # every record but each user's test one
     assert "refit = true" in (out / "config.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("cls", "extra"),
+    [
+        (NeuMF, {"factors": 4, "layers": [16, 8, 4], "lr": 0.01}),
+        (NeuPR, {"factors": 4, "lr": 0.01}),
+    ],
+)
+def test_pretrained_parts_are_refitted_for_their_own_best_epochs(cls, extra) -> None:
+    """The refit pre-trains each part for the epochs validation chose for it, not for the
+    composite model's epoch count; without validation, a part runs exactly those epochs."""
+    torch.set_num_threads(1)
+    split = _split()
+    first_part = {NeuMF: "gmf", NeuPR: "nbpr"}[cls]
+
+    def validate(m) -> dict[str, float]:  # peaks: first part epoch 2, second 4, composite 3
+        peak = 3 if isinstance(m, cls) else 2 if m.name == first_part else 4
+        epoch = 1 + sum(r["epoch"] > 0 for r in m.history_)  # the composite's start is epoch 0
+        return {"NDCG@10": -abs(epoch - peak)}
+
+    opts = FitOptions(device="cpu", validate=validate, patience=2)
+    model = cls(**extra, epochs=12, batch_size=64, pretrain=True).fit(split.train, opts)
+    assert model.pretrain_best_ == [2, 4] and model.best_epoch_ == 3
+    refitted, info = refit_train_valid(model, split, opts)
+    assert info["epochs"] == 3 and info["pretrain_epochs"] == [2, 4]
+    assert refitted.pretrain_epochs == [2, 4] and refitted.pretrain_best_ == [2, 4]
+    assert len(refitted.history_) == 3 and model.pretrain_epochs == []
+    fixed = cls(**extra, epochs=1, batch_size=64, pretrain=True, pretrain_epochs=[5, 1])
+    fixed.fit(split.train, opts)  # validated options: the parts still run 5 and 1 epochs
+    assert fixed.pretrain_best_ == [5, 1]
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"pretrain_epochs": [1, 1]}, "only used with pretrain=true"),
+        ({"pretrain": True, "pretrain_epochs": [1]}, r"2 counts >= 0 .*nbpr, dncr.*got \[1\]"),
+        ({"pretrain": True, "pretrain_epochs": [1, -1]}, r"got \[1, -1\]"),
+        (
+            {"pretrain": True, "pretrain_epochs": [2, 0], "pretrained_nbpr": "runs/nbpr"},
+            "gives 2 epochs to the part that pretrained_nbpr='runs/nbpr' loads",
+        ),
+    ],
+)
+def test_pretrain_epochs_are_checked(params, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        NeuPR(epochs=1, **params).fit(_split().train, FitOptions(device="cpu"))

@@ -3,6 +3,8 @@ exactly where an uninterrupted fit ends, for every model trained by the loop."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from test_contract import block_problem, make
@@ -112,6 +114,27 @@ def test_resume_with_other_hyperparameters_is_an_error(train, tmp_path) -> None:
         make("bpr", epochs=3, lr=0.5).fit(train, _options(tmp_path, [], resume=True))
     with pytest.raises(ValueError, match="snapshot of 'bpr'"):
         make("npr", epochs=3).fit(train, _options(tmp_path, [], resume=True))
+
+
+def test_a_hyperparameter_added_since_the_snapshot_resumes_at_its_default(train, tmp_path):
+    """A snapshot written before a model gained a hyperparameter (NeuPR's ``pretrain_epochs``)
+    resumes while that hyperparameter is at its default, and not when it is set."""
+    calls: list[int] = []
+    with pytest.raises(Killed):
+        make("neupr", epochs=EPOCHS).fit(train, _options(tmp_path, calls, kill_at=KILL_AT))
+    path = tmp_path / SNAPSHOT_FILE
+    blob = torch.load(path, weights_only=True)
+    meta = json.loads(blob["meta"])
+    assert meta["params"].pop("pretrain_epochs") == []
+    blob["meta"] = json.dumps(meta)
+    torch.save(blob, path)
+    calls = []
+    make("neupr", epochs=EPOCHS).fit(train, _options(tmp_path, calls, resume=True))
+    assert calls == list(range(KILL_AT, EPOCHS + 1))  # from the snapshot, not epoch 1
+    torch.save(blob, path)
+    with pytest.raises(ValueError, match=r"hyperparameters differ.*'pretrain_epochs'"):
+        later = make("neupr", epochs=EPOCHS, pretrain=True, pretrain_epochs=[1, 1])
+        later.fit(train, _options(tmp_path, [], resume=True))
 
 
 def test_resume_needs_a_checkpoint_dir(train) -> None:

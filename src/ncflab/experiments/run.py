@@ -216,7 +216,8 @@ def refit_train_valid(
 ) -> tuple[Recommender, dict[str, Any]]:
     """A fresh copy of ``model`` fitted on train ∪ valid, without validation: the procedure of
     Dacrema et al. (TOIS 2021) after tuning. A model trained by the training loop keeps the
-    number of epochs validation chose (``best_epoch_``); closed-form models just refit.
+    number of epochs validation chose (``best_epoch_``), and a pre-trained composite model
+    its parts' (``Recommender.refit_params``); closed-form models just refit.
     Returns the new model and what was done (stored in ``metrics.json``)."""
     if split.valid is None or not len(split.valid):
         raise ValueError("train.refit needs a split with a validation part")
@@ -231,6 +232,7 @@ def refit_train_valid(
                 "before any training step): there is no epoch count to refit with"
             )
         overrides["epochs"] = int(best)
+    overrides |= model.refit_params()
     t0 = time.perf_counter()
     data = split.train.concat(split.valid)
     refitted = model.clone(**overrides)

@@ -24,7 +24,15 @@ import torch
 
 from ncflab.data.interactions import Interactions
 
-__all__ = ["FitOptions", "Recommender", "load_part"]
+__all__ = [
+    "FitOptions",
+    "Recommender",
+    "check_part_epochs",
+    "fit_part",
+    "load_part",
+    "part_epochs",
+    "part_refit_epochs",
+]
 
 # A validation callback: given the model being trained, returns {"HR@10": ..., ...}.
 Validator = Callable[["Recommender"], dict[str, float]]
@@ -110,6 +118,11 @@ class Recommender:
     def clone(self, **overrides: Any) -> Self:
         """A fresh, unfitted model with the same hyperparameters, some overridden."""
         return type(self)(**{**self.get_params(), **overrides})
+
+    def refit_params(self) -> dict[str, Any]:
+        """Hyperparameters, besides ``epochs``, that a refit on train ∪ valid
+        (``train.refit``) takes from this fit's validation; none by default."""
+        return {}
 
     def check_fitted(self) -> None:
         if not hasattr(self, "n_items_"):
@@ -309,3 +322,56 @@ def load_part(
             f"data need {want}"
         )
     return model
+
+
+def fit_part(
+    model: Recommender, train: Interactions, options: FitOptions, name: str, epochs: int
+) -> Any:
+    """Fit ``model``, one part of a composite model's pre-training (NeuMF's GMF and MLP,
+    NeuPR's NBPR and DNCR), with its checkpoints under ``name`` (``FitOptions.part``).
+    ``epochs`` 0: as ``options`` say, validation and early stopping included. ``epochs`` > 0:
+    exactly that many epochs, not validated: a refit on train ∪ valid (``train.refit``) runs
+    each part for the epochs validation chose for it, as it does for the composite model."""
+    options = options.part(name)
+    if epochs:
+        model = model.clone(epochs=epochs)
+        options = dataclasses.replace(options, validate=None)
+    return model.fit(train, options)
+
+
+def check_part_epochs(epochs: list[int], paths: dict[str, str]) -> None:
+    """Check a composite model's ``pretrain_epochs``: empty, or one count ≥ 0 per part
+    (``paths``: each part's ``pretrained_*`` parameter and value, in order), and 0 for a part
+    loaded from a path, which is not fitted."""
+    if not epochs:
+        return
+    names = list(paths)
+    if len(epochs) != len(names) or not all(isinstance(e, int) and e >= 0 for e in epochs):
+        raise ValueError(
+            f"pretrain_epochs must be empty or {len(names)} counts >= 0 (one per part: "
+            f"{', '.join(n.removeprefix('pretrained_') for n in names)}), got {epochs}"
+        )
+    for count, (param, path) in zip(epochs, paths.items(), strict=True):
+        if count and path:
+            raise ValueError(
+                f"pretrain_epochs gives {count} epochs to the part that {param}={path!r} "
+                "loads instead of fitting; give it 0"
+            )
+
+
+def part_epochs(part: Recommender) -> int:
+    """The epochs a fitted part's weights come from: its best epoch when validated, else
+    every epoch it ran."""
+    best = getattr(part, "best_epoch_", None)
+    return int(best) if best is not None else len(getattr(part, "history_", []))
+
+
+def part_refit_epochs(model: Recommender, paths: dict[str, str]) -> dict[str, Any]:
+    """``refit_params`` of a composite model pre-trained in its fit: ``pretrain_epochs`` =
+    each fitted part's ``part_epochs`` (``pretrain_best_``), 0 for a part loaded from its
+    path; none when no part was fitted."""
+    best = getattr(model, "pretrain_best_", None)
+    if best is None:
+        return {}
+    epochs = [0 if path else int(b) for b, path in zip(best, paths.values(), strict=True)]
+    return {"pretrain_epochs": epochs} if any(epochs) else {}

@@ -20,14 +20,22 @@ import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, pointwise_samples
-from ncflab.models.base import FitOptions, Recommender, load_part
+from ncflab.models.base import (
+    FitOptions,
+    Recommender,
+    check_part_epochs,
+    fit_part,
+    load_part,
+    part_epochs,
+    part_refit_epochs,
+)
 from ncflab.models.losses import log_loss
 from ncflab.models.ncf_net import INITS, GMFBody, MLPBody, NCFNet, fuse, mlp_layers
 from ncflab.models.training import minibatches, train_loop
@@ -246,6 +254,11 @@ class NeuMF(_Tower):
             should come from the same training split; ``pretrained`` fits them with this
             model's settings, so a ``gmf``/``mlp`` run with the same settings and seed is the
             same model (tests/test_ncf.py).
+        pretrain_epochs: empty (default), or [GMF, MLP] epoch counts: 0 fits that part as
+            above, with validation and early stopping; n > 0 fits it for exactly n epochs
+            without validation. ``train.refit`` sets it to the best epochs validation chose
+            for the parts, so a refit on train ∪ valid pre-trains each part as long as this
+            fit did, not for NeuMF's own epoch count.
     """
 
     name: ClassVar[str] = "neumf"
@@ -255,6 +268,7 @@ class NeuMF(_Tower):
     finetune_lr: float = 1e-3
     pretrained_gmf: str = ""
     pretrained_mlp: str = ""
+    pretrain_epochs: list[int] = field(default_factory=list)
 
     def _bodies(self, n_users: int, n_items: int) -> list[torch.nn.Module]:
         gmf = GMFBody(n_users, n_items, self.factors, self.init_std, self.seed)
@@ -264,8 +278,8 @@ class NeuMF(_Tower):
         if not self.pretrain:
             return False
         gmf, mlp = self.pretrained(train, options)
-        self.pretrain_best_ = [getattr(m, "best_epoch_", 0) for m in (gmf, mlp)]
-        log.info("NeuMF pre-trained: GMF and MLP best epochs %s", self.pretrain_best_)
+        self.pretrain_best_ = [part_epochs(m) for m in (gmf, mlp)]
+        log.info("NeuMF pre-trained: GMF and MLP weights of epochs %s", self.pretrain_best_)
         fuse(self.module_, gmf.module_.cpu(), mlp.module_.cpu(), self.alpha)
         return True
 
@@ -277,11 +291,19 @@ class NeuMF(_Tower):
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(NCFBase)}
         gmf = self._saved(self.pretrained_gmf, GMF, train)
         mlp = self._saved(self.pretrained_mlp, MLP, train)
+        epochs = self.pretrain_epochs or [0, 0]
         if gmf is None:
-            gmf = GMF(**shared).fit(train, options.part("pretrain-gmf"))
+            gmf = fit_part(GMF(**shared), train, options, "pretrain-gmf", epochs[0])
         if mlp is None:
-            mlp = MLP(**shared, layers=list(self.layers)).fit(train, options.part("pretrain-mlp"))
+            mlp = MLP(**shared, layers=list(self.layers))
+            mlp = fit_part(mlp, train, options, "pretrain-mlp", epochs[1])
         return gmf, mlp
+
+    def _part_paths(self) -> dict[str, str]:
+        return {"pretrained_gmf": self.pretrained_gmf, "pretrained_mlp": self.pretrained_mlp}
+
+    def refit_params(self) -> dict[str, Any]:
+        return part_refit_epochs(self, self._part_paths())
 
     def _saved(self, path: str, cls: type[NCFBase], train: Interactions) -> NCFBase | None:
         """The saved ``cls`` model at ``path`` (None for ""), checked against this NeuMF."""
@@ -314,8 +336,11 @@ class NeuMF(_Tower):
             )
         if not (math.isfinite(self.finetune_lr) and self.finetune_lr > 0):
             raise ValueError(f"finetune_lr must be > 0, got {self.finetune_lr}")
-        if (self.pretrained_gmf or self.pretrained_mlp) and not self.pretrain:
+        if (self.pretrained_gmf or self.pretrained_mlp or self.pretrain_epochs) and not (
+            self.pretrain
+        ):
             raise ValueError(
-                "pretrained_gmf / pretrained_mlp are only used with pretrain=true; set it, or "
-                "leave them empty"
+                "pretrained_gmf / pretrained_mlp / pretrain_epochs are only used with "
+                "pretrain=true; set it, or leave them empty"
             )
+        check_part_epochs(self.pretrain_epochs, self._part_paths())

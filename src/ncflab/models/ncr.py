@@ -17,8 +17,8 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar, Self
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
@@ -26,7 +26,15 @@ import torch.nn.functional as F
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, bpr_triplets
-from ncflab.models.base import FitOptions, Recommender, load_part
+from ncflab.models.base import (
+    FitOptions,
+    Recommender,
+    check_part_epochs,
+    fit_part,
+    load_part,
+    part_epochs,
+    part_refit_epochs,
+)
 from ncflab.models.ncr_net import DNCRNet, NBPRNet, NeuPRNet, PairNet
 from ncflab.models.ncr_rank import algorithm1_topk, win_counts
 from ncflab.models.training import minibatches, train_loop
@@ -285,6 +293,10 @@ class NeuPR(_Tower):
             training split. Fitting here gives the NBPR a ``-m nbpr`` run with this seed gives
             and the DNCR of seed + 1 with this seed's validation candidates (the split seed),
             so a saved ``-m dncr --seed S+1`` run is that DNCR up to its validation candidates.
+        pretrain_epochs: empty (default), or [NBPR, DNCR] epoch counts: 0 fits that part as
+            above, with validation and early stopping; n > 0 fits it for exactly n epochs
+            without validation. ``train.refit`` sets it to the parts' best epochs, so a refit on
+            train ∪ valid pre-trains each part as long as this fit did.
     """
 
     name: ClassVar[str] = "neupr"
@@ -292,6 +304,7 @@ class NeuPR(_Tower):
     pretrain_alpha: float = 0.5
     pretrained_nbpr: str = ""
     pretrained_dncr: str = ""
+    pretrain_epochs: list[int] = field(default_factory=list)
 
     def _net(self, n_users: int, n_items: int) -> PairNet:
         # Different seeds: the parts must not start from the same stream of normals.
@@ -302,17 +315,18 @@ class NeuPR(_Tower):
         if not self.pretrain:
             return False
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(NCRBase)}
+        epochs = self.pretrain_epochs or [0, 0]
         nbpr = self._saved(self.pretrained_nbpr, NBPR, train)
         if nbpr is None:
-            nbpr = NBPR(**shared).fit(train, options.part("pretrain-nbpr"))
+            nbpr = fit_part(NBPR(**shared), train, options, "pretrain-nbpr", epochs[0])
         dncr = self._saved(self.pretrained_dncr, DNCR, train)
         if dncr is None:
             tower = {"layers": self.layers, "embedding_dim": self.embedding_dim}
             dncr = DNCR(**{**shared, **tower, "seed": self.seed + 1})
-            dncr.fit(train, options.part("pretrain-dncr"))
+            dncr = fit_part(dncr, train, options, "pretrain-dncr", epochs[1])
         self.pretrain_epochs_ = [len(nbpr.history_), len(dncr.history_)]
-        self.pretrain_best_ = [getattr(m, "best_epoch_", 0) for m in (nbpr, dncr)]
-        log.info("NeuPR pre-trained: NBPR and DNCR best epochs %s", self.pretrain_best_)
+        self.pretrain_best_ = [part_epochs(m) for m in (nbpr, dncr)]
+        log.info("NeuPR pre-trained: NBPR and DNCR weights of epochs %s", self.pretrain_best_)
         self.module_.fuse(nbpr.module_.cpu(), dncr.module_.cpu(), self.pretrain_alpha)
         return True
 
@@ -339,8 +353,17 @@ class NeuPR(_Tower):
         super()._check_params()
         if not 0.0 <= self.pretrain_alpha <= 1.0:
             raise ValueError(f"pretrain_alpha must be in [0, 1], got {self.pretrain_alpha}")
-        if (self.pretrained_nbpr or self.pretrained_dncr) and not self.pretrain:
+        if (self.pretrained_nbpr or self.pretrained_dncr or self.pretrain_epochs) and not (
+            self.pretrain
+        ):
             raise ValueError(
-                "pretrained_nbpr / pretrained_dncr are only used with pretrain=true; set it, "
-                "or leave them empty"
+                "pretrained_nbpr / pretrained_dncr / pretrain_epochs are only used with "
+                "pretrain=true; set it, or leave them empty"
             )
+        check_part_epochs(self.pretrain_epochs, self._part_paths())
+
+    def _part_paths(self) -> dict[str, str]:
+        return {"pretrained_nbpr": self.pretrained_nbpr, "pretrained_dncr": self.pretrained_dncr}
+
+    def refit_params(self) -> dict[str, Any]:
+        return part_refit_epochs(self, self._part_paths())

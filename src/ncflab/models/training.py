@@ -10,6 +10,7 @@ records.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -188,6 +189,16 @@ class _Snapshot:
         # As JSON sees them, so a snapshot's and a live model's compare equal.
         return json.loads(json.dumps(self.model.get_params(), default=str))
 
+    def _defaults(self) -> dict[str, Any]:
+        """The model's hyperparameters at their defaults, as ``_params`` shows them."""
+        fields = dataclasses.fields(self.model)  # type: ignore[arg-type]
+        out = {
+            f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            for f in fields
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        }
+        return json.loads(json.dumps(out, default=str))
+
     def _write(self, meta: dict[str, Any], optimizer: bool) -> None:
         if self.path is None:
             return
@@ -242,12 +253,12 @@ class _Snapshot:
                 f"{self.path} is a snapshot of {meta.get('model')!r} (format "
                 f"{meta.get('format')}), not of {self.model.name!r} (format {SNAPSHOT_FORMAT})"
             )
-        params = self._params()
-        changed = sorted(
-            k
-            for k in params.keys() | meta["params"].keys()
-            if params.get(k) != meta["params"].get(k)
-        )
+        params, saved = self._params(), meta["params"]
+        # A hyperparameter added to the model since the snapshot was written is no change
+        # when it is at its default: the snapshot's fit ran with that behaviour.
+        added = {k: self._defaults().get(k) for k in params.keys() - saved.keys()}
+        saved = {**added, **saved}
+        changed = sorted(k for k in params.keys() | saved.keys() if params.get(k) != saved.get(k))
         if changed:
             were = {k: meta["params"].get(k) for k in changed}
             now = {k: params.get(k) for k in changed}
