@@ -16,8 +16,9 @@ from ncflab.experiments.run import refit_train_valid
 from ncflab.models import FitOptions
 from ncflab.models.bpr import BPR
 from ncflab.models.ease import EASE
-from ncflab.models.ncf import NeuMF
-from ncflab.models.ncr import NeuPR
+from ncflab.models.ncf import GMF, MLP, NeuMF
+from ncflab.models.ncf_net import fuse
+from ncflab.models.ncr import DNCR, NBPR, NeuPR
 
 
 def _split():
@@ -76,26 +77,32 @@ def test_train_cli_refits_and_records_it(tmp_path, data_dir) -> None:
     assert "refit = true" in (out / "config.toml").read_text()
 
 
-@pytest.mark.parametrize(
-    ("cls", "extra"),
-    [
-        (NeuMF, {"factors": 4, "layers": [16, 8, 4], "lr": 0.01}),
-        (NeuPR, {"factors": 4, "lr": 0.01}),
-    ],
-)
-def test_pretrained_parts_are_refitted_for_their_own_best_epochs(cls, extra) -> None:
+def _peaks(cls, first_part: str, composite: int):
+    """A validator whose best epoch is 2 for the first pre-trained part, 4 for the second and
+    ``composite`` for the composite model (whose warm start is validated as epoch 0)."""
+
+    def validate(m) -> dict[str, float]:
+        whole = isinstance(m, cls)
+        peak = composite if whole else 2 if m.name == first_part else 4
+        epoch = len(m.history_) + (0 if whole else 1)  # the epoch being validated
+        return {"NDCG@10": -abs(epoch - peak)}
+
+    return validate
+
+
+COMPOSITES = [
+    (NeuMF, "gmf", {"factors": 4, "layers": [16, 8, 4], "lr": 0.01}),
+    (NeuPR, "nbpr", {"factors": 4, "lr": 0.01}),
+]
+
+
+@pytest.mark.parametrize(("cls", "first_part", "extra"), COMPOSITES)
+def test_pretrained_parts_are_refitted_for_their_own_best_epochs(cls, first_part, extra):
     """The refit pre-trains each part for the epochs validation chose for it, not for the
     composite model's epoch count; without validation, a part runs exactly those epochs."""
     torch.set_num_threads(1)
     split = _split()
-    first_part = {NeuMF: "gmf", NeuPR: "nbpr"}[cls]
-
-    def validate(m) -> dict[str, float]:  # peaks: first part epoch 2, second 4, composite 3
-        peak = 3 if isinstance(m, cls) else 2 if m.name == first_part else 4
-        epoch = 1 + sum(r["epoch"] > 0 for r in m.history_)  # the composite's start is epoch 0
-        return {"NDCG@10": -abs(epoch - peak)}
-
-    opts = FitOptions(device="cpu", validate=validate, patience=2)
+    opts = FitOptions(device="cpu", validate=_peaks(cls, first_part, 3), patience=2)
     model = cls(**extra, epochs=12, batch_size=64, pretrain=True).fit(split.train, opts)
     assert model.pretrain_best_ == [2, 4] and model.best_epoch_ == 3
     refitted, info = refit_train_valid(model, split, opts)
@@ -105,6 +112,44 @@ def test_pretrained_parts_are_refitted_for_their_own_best_epochs(cls, extra) -> 
     fixed = cls(**extra, epochs=1, batch_size=64, pretrain=True, pretrain_epochs=[5, 1])
     fixed.fit(split.train, opts)  # validated options: the parts still run 5 and 1 epochs
     assert fixed.pretrain_best_ == [5, 1]
+
+
+@pytest.mark.parametrize(("cls", "first_part", "extra"), COMPOSITES)
+def test_a_kept_warm_start_is_refitted_as_refitted_parts_fused(cls, first_part, extra):
+    """When validation keeps the fused start (epoch 0), the refit fuses parts refitted on
+    train ∪ valid and fine-tunes them 0 epochs."""
+    torch.set_num_threads(1)
+    split = _split()
+    opts = FitOptions(device="cpu", validate=_peaks(cls, first_part, 0), patience=2)
+    model = cls(**extra, epochs=12, batch_size=64, pretrain=True).fit(split.train, opts)
+    assert model.best_epoch_ == 0
+    refitted, info = refit_train_valid(model, split, opts)
+    assert info["epochs"] == 0 and info["pretrain_epochs"] == [2, 4]
+    assert refitted.history_ == [] and refitted.pretrain_best_ == [2, 4]
+    # The same weights as the two parts fitted on train ∪ valid for 2 and 4 epochs, fused.
+    data, plain = split.train.concat(split.valid), FitOptions(device="cpu")
+    shared = {**extra, "batch_size": 64}
+    expected = cls(**shared)
+    expected.build(data.n_users, data.n_items)
+    if cls is NeuMF:
+        no_tower = {k: v for k, v in shared.items() if k != "layers"}
+        gmf = GMF(**no_tower, epochs=2).fit(data, plain)
+        mlp = MLP(**{**shared, "epochs": 4}).fit(data, plain)
+        fuse(expected.module_, gmf.module_, mlp.module_, 0.5)
+    else:
+        nbpr = NBPR(**{**shared, "epochs": 2}).fit(data, plain)
+        dncr = DNCR(**{**shared, "epochs": 4, "seed": 1}).fit(data, plain)
+        expected.module_.fuse(nbpr.module_, dncr.module_, 0.5)
+    for key, value in expected.module_.state_dict().items():
+        assert torch.equal(refitted.module_.state_dict()[key], value), key
+
+
+def test_a_kept_start_with_nothing_to_refit_is_an_error() -> None:
+    split = _split()
+    model = BPR(factors=4, epochs=1, batch_size=64).fit(split.train, FitOptions(device="cpu"))
+    model.best_epoch_ = 0  # as if validation had kept a start no part of which is fitted here
+    with pytest.raises(ValueError, match="epoch 0.*nothing to refit"):
+        refit_train_valid(model, split, FitOptions(device="cpu"))
 
 
 @pytest.mark.parametrize(

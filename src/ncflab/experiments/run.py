@@ -221,18 +221,21 @@ def refit_train_valid(
     Returns the new model and what was done (stored in ``metrics.json``)."""
     if split.valid is None or not len(split.valid):
         raise ValueError("train.refit needs a split with a validation part")
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = model.refit_params()
     best = getattr(model, "best_epoch_", None)
     if best is not None:
         if "epochs" not in model.get_params():
             raise ValueError(f"{model.name} chose epochs on validation but has no 'epochs' field")
-        if best == 0:
+        # Epoch 0 is the warm start (pre-trained parts, fused): the refit rebuilds it from parts
+        # refitted on train ∪ valid and trains it 0 epochs. With no part to refit (all loaded
+        # from saved runs) there is nothing of it to fit on train ∪ valid.
+        if best == 0 and not overrides:
             raise ValueError(
                 f"validation chose {model.name}'s starting weights (epoch 0, the warm start "
-                "before any training step): there is no epoch count to refit with"
+                "before any training step), and no part of it is fitted here: there is "
+                "nothing to refit"
             )
-        overrides["epochs"] = int(best)
-    overrides |= model.refit_params()
+        overrides = {"epochs": int(best), **overrides}
     t0 = time.perf_counter()
     data = split.train.concat(split.valid)
     refitted = model.clone(**overrides)

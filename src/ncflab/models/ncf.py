@@ -156,9 +156,14 @@ class NCFBase(Recommender):
 
     # ------------------------------------------------------------------- helpers
     def _check_params(self) -> None:
-        for key in ("factors", "n_neg", "epochs", "batch_size"):
+        for key in ("factors", "n_neg", "batch_size"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)}")
+        # 0 epochs: a pre-trained model is its fused start (what a refit keeps when
+        # validation chose epoch 0).
+        low = 0 if getattr(self, "pretrain", False) else 1
+        if int(self.epochs) < low:
+            raise ValueError(f"epochs must be an integer >= {low}, got {self.epochs}")
         if not (math.isfinite(self.lr) and self.lr > 0 and self.init_std > 0):
             raise ValueError(f"need lr > 0 and init_std > 0, got {self.lr}, {self.init_std}")
         if self.init not in INITS:

@@ -208,9 +208,14 @@ class NCRBase(Recommender):
 
     # ------------------------------------------------------------------- helpers
     def _check_params(self) -> None:
-        for key in ("factors", "n_neg", "epochs"):
+        for key in ("factors", "n_neg"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)}")
+        # 0 epochs: a pre-trained model is its fused start (what a refit keeps when
+        # validation chose epoch 0).
+        low = 0 if getattr(self, "pretrain", False) else 1
+        if int(self.epochs) < low:
+            raise ValueError(f"epochs must be an integer >= {low}, got {self.epochs}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 instances, got {self.batch_size}")
         if not (math.isfinite(self.lr) and self.lr > 0 and self.init_std > 0):

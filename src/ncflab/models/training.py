@@ -112,9 +112,14 @@ def train_loop(
     them there). A ``batches`` that draws between minibatches must not set it: the thread
     would interleave its draws with the next epoch's.
     """
-    for key, value in (("epochs", epochs), ("eval_every", options.eval_every)):
-        if value < 1:
-            raise ValueError(f"{key} must be a positive integer, got {value}")
+    # 0 epochs only for a warm start, which is a model before any step (a refit of a
+    # pre-trained model whose validation kept its start).
+    low = 0 if validate_start else 1
+    if epochs < low or options.eval_every < 1:
+        raise ValueError(
+            f"epochs must be an integer >= {low} and eval_every >= 1, got {epochs} and "
+            f"{options.eval_every}"
+        )
     if not options.snapshot_seconds >= 0:
         raise ValueError(f"snapshot_seconds must be >= 0, got {options.snapshot_seconds}")
     torch.manual_seed(model.seed)
