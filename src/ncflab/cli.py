@@ -399,6 +399,56 @@ def compare(
 
 
 @app.command()
+def significance(
+    run_a: Annotated[Path, typer.Argument(help="A run directory written by `ncflab train`.")],
+    run_b: Annotated[Path, typer.Argument(help="Another run on the same split.")],
+    part: Annotated[str, typer.Option(help="test or valid.")] = "test",
+    k: Annotated[list[int] | None, typer.Option("--k", "-k", help="Cut-offs (repeat).")] = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 10_000,
+    seed: Seed = 0,
+    data_dir: DataDir = None,
+) -> None:
+    """Paired significance of A − B on the same users: per metric, both means, the mean
+    difference with a 95 % paired bootstrap interval, and paired t, Wilcoxon and sign p-values."""
+    from ncflab.config import load_config
+    from ncflab.evaluation.protocols import evaluate as run_eval
+    from ncflab.evaluation.stats import paired_test
+    from ncflab.experiments import compare as cmp
+    from ncflab.experiments.presets import get_protocol
+
+    try:
+        split, model_a, model_b = cmp.load_pair(run_a, run_b, data_dir=data_dir)
+        preset = get_protocol(load_config(run_a / "config.toml").protocol)
+        kw = {"part": part, "protocol": preset.evaluation, "metrics": preset.metrics}
+        kw["ks"] = tuple(k) if k else preset.ks
+        res_a, res_b = run_eval(model_a, split, **kw), run_eval(model_b, split, **kw)
+        tests = {}
+        # Per-user metrics only: a metric of means (JCA's F1 of the mean P and R) has no
+        # per-user values to pair.
+        for name in (c for c in res_a.per_user.columns if c != "user"):
+            a, b = res_a.per_user[name].to_numpy(), res_b.per_user[name].to_numpy()
+            keep = np.isfinite(a) & np.isfinite(b)  # AUC is undefined for some users
+            tests[name] = paired_test(a[keep], b[keep], resamples=resamples, seed=seed)
+    except (KeyError, ValueError, FileNotFoundError, OSError) as err:
+        _fail(err)
+    table = Table(title=f"{run_a} (A) vs {run_b} (B) on {part}, {res_a.n_users} users, paired")
+    for col in ("metric", "A", "B", "A − B", "95 % CI", "t p", "Wilcoxon p", "sign p", "A/B/="):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for name in sorted(tests, key=_metric_order):
+        t = tests[name]
+        table.add_row(
+            name,
+            f"{t.mean_a:.4f}",
+            f"{t.mean_b:.4f}",
+            f"{t.diff:+.4f}",
+            f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}]",
+            *(f"{p:.2g}" for p in (t.t_p, t.wilcoxon_p, t.sign_p)),
+            f"{t.wins_a}/{t.wins_b}/{t.ties}",
+        )
+    console.print(table)
+
+
+@app.command()
 def rules(
     run: Annotated[Path, typer.Argument(help="A run of nbpr, dncr or neupr (`ncflab train`).")],
     k: Annotated[int, typer.Option("--k", "-k", help="Top-K cut-off.")] = 10,
