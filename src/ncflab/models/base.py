@@ -27,7 +27,7 @@ from ncflab.data.interactions import Interactions
 __all__ = [
     "FitOptions",
     "Recommender",
-    "check_part_epochs",
+    "check_pretrain_params",
     "fit_part",
     "load_part",
     "part_epochs",
@@ -339,10 +339,16 @@ def fit_part(
     return model.fit(train, options)
 
 
-def check_part_epochs(epochs: list[int], paths: dict[str, str]) -> None:
-    """Check a composite model's ``pretrain_epochs``: empty, or one count ≥ 0 per part
-    (``paths``: each part's ``pretrained_*`` parameter and value, in order), and 0 for a part
-    loaded from a path, which is not fitted."""
+def check_pretrain_params(pretrain: bool, paths: dict[str, str], epochs: list[int]) -> None:
+    """Check a composite model's pre-training settings: ``paths`` (each part's
+    ``pretrained_*`` parameter and value, in order) and ``pretrain_epochs`` are only used with
+    ``pretrain``; ``epochs`` is empty or one count >= 0 per part, 0 for a part loaded from a
+    path (it is not fitted)."""
+    if (any(paths.values()) or epochs) and not pretrain:
+        raise ValueError(
+            f"{' / '.join(paths)} / pretrain_epochs are only used with pretrain=true; set it, "
+            "or leave them empty"
+        )
     if not epochs:
         return
     names = list(paths)

@@ -30,7 +30,7 @@ from ncflab.data.sampling import NegativeSampler, pointwise_samples
 from ncflab.models.base import (
     FitOptions,
     Recommender,
-    check_part_epochs,
+    check_pretrain_params,
     fit_part,
     load_part,
     part_epochs,
@@ -341,11 +341,4 @@ class NeuMF(_Tower):
             )
         if not (math.isfinite(self.finetune_lr) and self.finetune_lr > 0):
             raise ValueError(f"finetune_lr must be > 0, got {self.finetune_lr}")
-        if (self.pretrained_gmf or self.pretrained_mlp or self.pretrain_epochs) and not (
-            self.pretrain
-        ):
-            raise ValueError(
-                "pretrained_gmf / pretrained_mlp / pretrain_epochs are only used with "
-                "pretrain=true; set it, or leave them empty"
-            )
-        check_part_epochs(self.pretrain_epochs, self._part_paths())
+        check_pretrain_params(self.pretrain, self._part_paths(), self.pretrain_epochs)

@@ -29,7 +29,7 @@ from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models.base import (
     FitOptions,
     Recommender,
-    check_part_epochs,
+    check_pretrain_params,
     fit_part,
     load_part,
     part_epochs,
@@ -358,14 +358,7 @@ class NeuPR(_Tower):
         super()._check_params()
         if not 0.0 <= self.pretrain_alpha <= 1.0:
             raise ValueError(f"pretrain_alpha must be in [0, 1], got {self.pretrain_alpha}")
-        if (self.pretrained_nbpr or self.pretrained_dncr or self.pretrain_epochs) and not (
-            self.pretrain
-        ):
-            raise ValueError(
-                "pretrained_nbpr / pretrained_dncr / pretrain_epochs are only used with "
-                "pretrain=true; set it, or leave them empty"
-            )
-        check_part_epochs(self.pretrain_epochs, self._part_paths())
+        check_pretrain_params(self.pretrain, self._part_paths(), self.pretrain_epochs)
 
     def _part_paths(self) -> dict[str, str]:
         return {"pretrained_nbpr": self.pretrained_nbpr, "pretrained_dncr": self.pretrained_dncr}
