@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 from test_compare import _synthetic, _write
 from typer.testing import CliRunner
@@ -12,6 +15,7 @@ from ncflab import cli
 from ncflab.cli import app
 from ncflab.evaluation.protocols import evaluate
 from ncflab.evaluation.stats import paired_test
+from ncflab.experiments import compare
 from ncflab.experiments import run as run_module
 from ncflab.models.ease import EASE
 from ncflab.models.popularity import ItemPop
@@ -91,3 +95,44 @@ def test_the_cli_tests_two_runs_on_their_split(tmp_path, monkeypatch) -> None:
     assert "Precision@5" in res.output and "Wilcoxon" in res.output
     res = CliRunner().invoke(app, ["significance", runs[0], str(tmp_path / "none")])
     assert res.exit_code == 2
+
+
+def test_the_cli_pairs_the_per_user_files_the_runs_wrote(tmp_path, monkeypatch) -> None:
+    split = _synthetic(0)
+    _write(tmp_path / "pop", split, ItemPop())
+    _write(tmp_path / "ease", split, EASE())
+    monkeypatch.setattr(cli.console, "width", 160)
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("the models were loaded to be scored again")
+
+    monkeypatch.setattr(compare, "load_pair", no_scoring)
+    # Rows in another order in one file: pairing is by user, not by row.
+    path = tmp_path / "ease" / "per_user.csv"
+    pd.read_csv(path).iloc[::-1].to_csv(path, index=False)
+    runs = [str(tmp_path / "ease"), str(tmp_path / "pop")]
+    res = CliRunner().invoke(app, ["significance", *runs, "--resamples", "500"])
+    assert res.exit_code == 0, res.output
+    kw = {"ks": (10,), "metrics": ["Precision"]}  # what _write evaluated
+    a = evaluate(EASE().fit(split.train), split, **kw).per_user["Precision@10"].to_numpy()
+    b = evaluate(ItemPop().fit(split.train), split, **kw).per_user["Precision@10"].to_numpy()
+    t = paired_test(a, b, resamples=500)
+    assert f"{t.diff:+.4f}" in res.output and f"{t.wins_a}/{t.wins_b}/{t.ties}" in res.output
+    assert "per_user.csv" in res.output
+
+    # --rescore, other cut-offs, valid, or files that do not pair (a user missing): score again.
+    pop = tmp_path / "pop" / "per_user.csv"
+    full = pd.read_csv(pop)
+    full.iloc[1:].to_csv(pop, index=False)
+    for extra in (["--rescore"], ["-k", "5"], ["--part", "valid"], []):
+        res = CliRunner().invoke(app, ["significance", *runs, *extra])
+        assert isinstance(res.exception, AssertionError), (extra, res.output)
+    full.to_csv(pop, index=False)
+    assert compare.saved_test_pair(*runs) is not None
+
+    # Runs that recorded different splits are refused before anything is read or scored.
+    info = json.loads((tmp_path / "pop" / "split.json").read_text())
+    info["fingerprint"] = "0" * 16
+    (tmp_path / "pop" / "split.json").write_text(json.dumps(info))
+    res = CliRunner().invoke(app, ["significance", *runs])
+    assert res.exit_code == 2 and "different splits" in res.output

@@ -405,11 +405,15 @@ def significance(
     part: Annotated[str, typer.Option(help="test or valid.")] = "test",
     k: Annotated[list[int] | None, typer.Option("--k", "-k", help="Cut-offs (repeat).")] = None,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 10_000,
+    rescore: Annotated[
+        bool, typer.Option(help="Score both models again even where per_user.csv would do.")
+    ] = False,
     seed: Seed = 0,
     data_dir: DataDir = None,
 ) -> None:
     """Paired significance of A − B on the same users: per metric, both means, the mean
-    difference with a 95 % paired bootstrap interval, and paired t, Wilcoxon and sign p-values."""
+    difference with a 95 % paired bootstrap interval, and paired t, Wilcoxon and sign p-values.
+    On test at the runs' own cut-offs it pairs the per-user values the runs wrote."""
     from ncflab.config import load_config
     from ncflab.evaluation.protocols import evaluate as run_eval
     from ncflab.evaluation.stats import paired_test
@@ -417,21 +421,27 @@ def significance(
     from ncflab.experiments.presets import get_protocol
 
     try:
-        split, model_a, model_b = cmp.load_pair(run_a, run_b, data_dir=data_dir)
-        preset = get_protocol(load_config(run_a / "config.toml").protocol)
-        kw = {"part": part, "protocol": preset.evaluation, "metrics": preset.metrics}
-        kw["ks"] = tuple(k) if k else preset.ks
-        res_a, res_b = run_eval(model_a, split, **kw), run_eval(model_b, split, **kw)
+        saved = None if rescore or part != "test" or k else cmp.saved_test_pair(run_a, run_b)
+        if saved is not None:
+            per_a, per_b = saved
+            console.print("paired the per_user.csv both runs wrote (--rescore: score again)")
+        else:
+            split, model_a, model_b = cmp.load_pair(run_a, run_b, data_dir=data_dir)
+            preset = get_protocol(load_config(run_a / "config.toml").protocol)
+            kw = {"part": part, "protocol": preset.evaluation, "metrics": preset.metrics}
+            kw["ks"] = tuple(k) if k else preset.ks
+            per_a = run_eval(model_a, split, **kw).per_user
+            per_b = run_eval(model_b, split, **kw).per_user
         tests = {}
         # Per-user metrics only: a metric of means (JCA's F1 of the mean P and R) has no
         # per-user values to pair.
-        for name in (c for c in res_a.per_user.columns if c != "user"):
-            a, b = res_a.per_user[name].to_numpy(), res_b.per_user[name].to_numpy()
+        for name in (c for c in per_a.columns if c != "user"):
+            a, b = per_a[name].to_numpy(), per_b[name].to_numpy()
             keep = np.isfinite(a) & np.isfinite(b)  # AUC is undefined for some users
             tests[name] = paired_test(a[keep], b[keep], resamples=resamples, seed=seed)
     except (KeyError, ValueError, FileNotFoundError, OSError) as err:
         _fail(err)
-    table = Table(title=f"{run_a} (A) vs {run_b} (B) on {part}, {res_a.n_users} users, paired")
+    table = Table(title=f"{run_a} (A) vs {run_b} (B) on {part}, {len(per_a)} users, paired")
     for col in ("metric", "A", "B", "A − B", "95 % CI", "t p", "Wilcoxon p", "sign p", "A/B/="):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for name in sorted(tests, key=_metric_order):

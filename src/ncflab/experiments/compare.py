@@ -24,9 +24,11 @@ from numbers import Integral
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from ncflab.config import load_config
 from ncflab.data.splits import Split
 from ncflab.evaluation.metrics import rank_relevant
 from ncflab.evaluation.protocols import _check_request, _full_inputs, _mask_csr
@@ -40,6 +42,7 @@ __all__ = [
     "hits_difference_rate",
     "load_pair",
     "plot_cdf",
+    "saved_test_pair",
     "summarize_rates",
     "top_k_hits",
 ]
@@ -206,6 +209,40 @@ def load_pair(
     if split_b.fingerprint() != split.fingerprint():
         raise ValueError(_mismatch(run_a, run_b, split.fingerprint(), split_b.fingerprint()))
     return split, model_a, model_b
+
+
+def saved_test_pair(
+    run_a: str | Path, run_b: str | Path
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Both runs' per-user test metrics as ``ncflab train`` wrote them (``per_user.csv``), rows
+    aligned by user, when they pair without scoring either model again; None when they do not.
+
+    Scoring again is what a pairing otherwise costs, and for a pairwise model it is the whole
+    candidate-pair tower over every test user (about 25 minutes for NeuPR at 64 factors on
+    ML-1M, one CPU thread), to recompute values the run already wrote. They pair when both runs
+    recorded one split fingerprint (which covers train, valid, test and the sampled negatives)
+    and one protocol, and both files hold the same users, once each, and the same columns.
+    Anything else (a run from before ``per_user.csv``, another protocol, an edited file) gives
+    None and the caller scores both models, so a mismatch is never paired silently. Runs that
+    recorded different splits raise ValueError, as in ``load_pair``.
+    """
+    runs = [Path(run_a), Path(run_b)]
+    prints = [saved_fingerprint(run) for run in runs]
+    if prints[0] and prints[1] and prints[0] != prints[1]:
+        raise ValueError(_mismatch(run_a, run_b, prints[0], prints[1]))
+    files = [run / name for run in runs for name in ("per_user.csv", "config.toml")]
+    if None in prints or not all(f.is_file() for f in files):
+        return None
+    if len({load_config(run / "config.toml").protocol for run in runs}) != 1:
+        return None
+    a, b = (pd.read_csv(run / "per_user.csv") for run in runs)
+    if "user" not in a.columns or set(a.columns) != set(b.columns) or len(a) != len(b):
+        return None
+    a, b = (f.sort_values("user", kind="stable", ignore_index=True) for f in (a, b))
+    users = a["user"].to_numpy()
+    if not np.array_equal(users, b["user"].to_numpy()) or a["user"].duplicated().any():
+        return None
+    return a, b[a.columns]
 
 
 def _mismatch(run_a: str | Path, run_b: str | Path, fp_a: str, fp_b: str) -> str:
