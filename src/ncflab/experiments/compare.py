@@ -201,9 +201,7 @@ def load_pair(
     The split is rebuilt once (fingerprint checked by ``load_run``); runs made on different
     splits raise ValueError, since their hits would be on different held-out items.
     """
-    saved_a, saved_b = saved_fingerprint(run_a), saved_fingerprint(run_b)
-    if saved_a and saved_b and saved_a != saved_b:
-        raise ValueError(_mismatch(run_a, run_b, saved_a, saved_b))
+    _saved_prints(run_a, run_b)
     _, split, model_a = load_run(run_a, data_dir=data_dir)
     _, split_b, model_b = load_run(run_b, data_dir=data_dir, split=split)
     if split_b.fingerprint() != split.fingerprint():
@@ -226,10 +224,7 @@ def saved_test_pair(
     None and the caller scores both models, so a mismatch is never paired silently. Runs that
     recorded different splits raise ValueError, as in ``load_pair``.
     """
-    runs = [Path(run_a), Path(run_b)]
-    prints = [saved_fingerprint(run) for run in runs]
-    if prints[0] and prints[1] and prints[0] != prints[1]:
-        raise ValueError(_mismatch(run_a, run_b, prints[0], prints[1]))
+    runs, prints = [Path(run_a), Path(run_b)], _saved_prints(run_a, run_b)
     files = [run / name for run in runs for name in ("per_user.csv", "config.toml")]
     if None in prints or not all(f.is_file() for f in files):
         return None
@@ -239,10 +234,18 @@ def saved_test_pair(
     if "user" not in a.columns or set(a.columns) != set(b.columns) or len(a) != len(b):
         return None
     a, b = (f.sort_values("user", kind="stable", ignore_index=True) for f in (a, b))
-    users = a["user"].to_numpy()
-    if not np.array_equal(users, b["user"].to_numpy()) or a["user"].duplicated().any():
+    if not np.array_equal(a["user"], b["user"]) or a["user"].duplicated().any():
         return None
     return a, b[a.columns]
+
+
+def _saved_prints(run_a: str | Path, run_b: str | Path) -> list[str | None]:
+    """Both runs' recorded split fingerprints; ValueError when both recorded one and they
+    differ (hits or per-user values can only be paired on one split)."""
+    prints = [saved_fingerprint(run_a), saved_fingerprint(run_b)]
+    if prints[0] and prints[1] and prints[0] != prints[1]:
+        raise ValueError(_mismatch(run_a, run_b, prints[0], prints[1]))
+    return prints
 
 
 def _mismatch(run_a: str | Path, run_b: str | Path, fp_a: str, fp_b: str) -> str:
