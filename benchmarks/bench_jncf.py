@@ -27,7 +27,7 @@ from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models import FitOptions
 from ncflab.models.jncf import JNCF
-from ncflab.models.losses import hybrid
+from ncflab.training.losses import hybrid
 
 
 def untrained(train: Interactions, model: JNCF) -> JNCF:

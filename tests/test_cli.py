@@ -130,7 +130,7 @@ def test_rules_on_a_trained_pairwise_run(tmp_path, data_dir) -> None:
 def test_resume_finishes_a_killed_run_as_the_whole_run(
     tmp_path, data_dir, monkeypatch, caplog
 ) -> None:
-    from ncflab.models import training
+    from ncflab.training import loop as training
 
     caplog.set_level(logging.INFO, logger="ncflab")  # as `ncflab` itself logs (main())
     args = ["train", "-m", "bpr", "-d", "ml-100k", "-p", "ncf", "--set", "params.epochs=4"]

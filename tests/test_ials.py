@@ -122,7 +122,7 @@ def test_validation_keeps_the_best_epoch_and_stops_early() -> None:
     ("params", "match"),
     [
         ({"reg": 0.0}, "reg must be > 0"),
-        ({"factors": 0}, "factors must be a positive integer"),
+        ({"factors": 0}, "params.factors must be >= 1, got 0"),
         ({"alpha0": -1.0}, "alpha0 must be >= 0"),
         ({"loss": "bpr"}, "loss must be one of"),
     ],

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from ncflab.models import losses
-from ncflab.models.losses import (
+from ncflab.training import losses
+from ncflab.training.losses import (
     PAIRWISE,
     bpr,
     bpr_max,

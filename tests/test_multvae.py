@@ -13,8 +13,9 @@ import torch
 from test_contract import FAST, beats_outside, block_problem, interactions
 from test_contract import TINY as R
 
-from ncflab.models import FitOptions, Recommender, losses
+from ncflab.models import FitOptions, Recommender
 from ncflab.models.multvae import MultDAE, MultVAE, normalise_bag
+from ncflab.training import losses
 
 # 3 users x 4 items: user 0 clicked items 0 and 2, user 1 item 1, user 2 items 1-3.
 

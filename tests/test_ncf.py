@@ -11,9 +11,9 @@ import torch
 from test_contract import FAST, beats_outside, block_problem
 
 from ncflab.models import FitOptions
-from ncflab.models.losses import log_loss
 from ncflab.models.ncf import GMF, MLP, NeuMF
 from ncflab.models.ncf_net import GMFBody, MLPBody, NCFNet, fuse, mlp_layers
+from ncflab.training.losses import log_loss
 
 
 def set_(param: torch.Tensor, values: list) -> None:

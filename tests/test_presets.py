@@ -68,9 +68,9 @@ def test_jca_preset_keeps_ratings_of_four_and_more_and_splits_by_ratio() -> None
 
 
 def test_patience_is_the_protocols_unless_the_run_sets_it() -> None:
-    from ncflab.config import TrainConfig
     from ncflab.experiments.presets import PROTOCOLS
+    from ncflab.training.options import FitOptions
 
-    assert TrainConfig().patience == 0  # 0 = the protocol's choice
+    assert FitOptions().patience is None  # unset = the protocol's choice
     assert PROTOCOLS["jca"].patience == 20  # JCA variants plateau early (see presets.py)
     assert all(p.patience == 5 for name, p in PROTOCOLS.items() if name != "jca")

@@ -107,8 +107,8 @@ def test_scores_are_rows_times_w_and_fold_in_matches_training_users() -> None:
     [
         ({"alpha": 0.0}, "alpha must be > 0"),
         ({"l1_ratio": 1.5}, r"l1_ratio must be in \[0, 1\]"),
-        ({"top_k": 0}, "top_k must be a positive integer"),
-        ({"max_iter": 2.5}, "max_iter must be a positive integer"),
+        ({"top_k": 0}, "params.top_k must be >= 1, got 0"),
+        ({"max_iter": 2.5}, "params.max_iter must be an integer, got 2.5"),
         ({"tol": -1.0}, "tol must be > 0"),
     ],
 )

@@ -9,7 +9,7 @@ from test_contract import FAST, block_problem
 
 from ncflab.models import FitOptions, Recommender
 from ncflab.models.bpr import BPR
-from ncflab.models.training import NonFiniteLossError, train_loop
+from ncflab.training.loop import NonFiniteLossError, train_loop
 
 PEAK = 3
 CURVE = [0.1, 0.2, 0.5, 0.3, 0.2, 0.4, 0.45, 0.1, 0.1, 0.1]  # best at epoch PEAK
@@ -76,8 +76,13 @@ def test_missing_monitor_is_an_error(train) -> None:
 
 
 def test_without_validation_trains_every_epoch(train) -> None:
-    model = BPR(**{**FAST["bpr"], "epochs": 4}).fit(train, FitOptions(device="cpu", progress=True))
+    events: list[dict] = []
+    options = FitOptions(device="cpu", on_progress=events.append)
+    model = BPR(**{**FAST["bpr"], "epochs": 4}).fit(train, options)
     assert len(model.history_) == 4 and not hasattr(model, "best_epoch_")
+    kinds = [e["event"] for e in events if e["event"] != "step"]
+    assert kinds == ["start", "epoch", "epoch", "epoch", "epoch", "end"]
+    assert events[0] == {"event": "start", "epochs": 4, "done": 0}
     losses = [r["loss"] for r in model.history_]
     assert losses[-1] < losses[0]
 
@@ -188,7 +193,7 @@ def test_prefetch_raises_a_sampling_error_in_the_caller() -> None:
 
 
 def test_bpr_fit_is_identical_without_prefetch(train, monkeypatch) -> None:
-    import ncflab.models.training as training
+    import ncflab.training.loop as training
 
     a = BPR(**FAST["bpr"], seed=3).fit(train, FitOptions(device="cpu"))
     real = training._Epochs.__init__

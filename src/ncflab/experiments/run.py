@@ -32,7 +32,7 @@ from ncflab.data.splits import Split, split_from_frames, with_negatives
 from ncflab.evaluation.protocols import EvalResult, evaluate, make_validator
 from ncflab.experiments.presets import Protocol, get_protocol, make_split
 from ncflab.models import MODELS, FitOptions, Recommender
-from ncflab.models.training import SNAPSHOT_FILE
+from ncflab.training.loop import SNAPSHOT_FILE
 
 __all__ = [
     "RunResult",
@@ -87,11 +87,11 @@ def load_split(config: RunConfig, protocol: Protocol) -> Split:
             valid_in_train=getattr(spec, "valid_in_train", False),
         )
         if protocol.n_negatives and split.negatives is None:
-            split = with_negatives(split, protocol.n_negatives, config.seed)
+            split = with_negatives(split, protocol.n_negatives, config.split_seed)
         split.info["protocol"] = protocol.name
         return split
     inter = load_dataset(config.dataset, data_dir=config.data_dir)
-    return make_split(protocol, inter, seed=config.seed)
+    return make_split(protocol, inter, seed=config.split_seed)
 
 
 def run_experiment(
@@ -134,13 +134,12 @@ def run_experiment(
     options = FitOptions(
         validate=validator,
         monitor=config.train.monitor or protocol.monitor,
-        patience=config.train.patience or protocol.patience,
+        patience=protocol.patience if config.train.patience is None else config.train.patience,
         eval_every=config.train.eval_every,
         device=config.train.device,
         checkpoint_dir=checkpoint,
         resume=resume,
         snapshot_seconds=config.train.snapshot_seconds,
-        progress=progress,
     )
     t1 = time.perf_counter()
     model.fit(split.train, options)

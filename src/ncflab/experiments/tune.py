@@ -204,7 +204,7 @@ def run_tuning(
     space = check_space(config.model, space) if space else search_space(config.model)
     split = load_split(config, protocol)
     options = FitOptions(
-        patience=config.train.patience or protocol.patience,
+        patience=protocol.patience if config.train.patience is None else config.train.patience,
         eval_every=config.train.eval_every,
         device=config.train.device,
     )

@@ -1,7 +1,7 @@
 """The model registry: a plain dict from short lower-case name to Recommender class."""
 
 from ncflab.models.autorec import IAutoRec, UAutoRec, UIAutoRec
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
 from ncflab.models.bpr import BPR
 from ncflab.models.cdae import CDAE
 from ncflab.models.dmf import DMF
@@ -19,6 +19,7 @@ from ncflab.models.npr import NPR
 from ncflab.models.popularity import ItemPop, RandomRecommender
 from ncflab.models.puresvd import PureSVD
 from ncflab.models.slim import SLIM
+from ncflab.training.options import FitOptions
 
 MODELS: dict[str, type[Recommender]] = {
     "itempop": ItemPop,

@@ -27,7 +27,8 @@ import scipy.sparse as sp
 import torch
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
+from ncflab.training.options import FitOptions
 
 __all__ = [
     "RowBatches",
@@ -199,7 +200,7 @@ def alternate(
     the training loss) ``epochs`` times; returns and stores ``model.history_``.
 
     With ``options.validate``, metrics are computed every ``options.eval_every`` epochs and at
-    the last; training stops once ``options.monitor`` has not improved for ``options.patience``
+    the last; training stops once ``options.monitor_or_default`` has not improved for ``options.patience_or_default``
     epochs and the best validated epoch's ``state`` is restored (``model.best_epoch_``). Without
     it, exactly ``epochs`` epochs run: the result never depends on having a validation set.
     """
@@ -217,8 +218,10 @@ def alternate(
         metrics = {}
         if options.validate is not None and due:
             metrics = {k: float(v) for k, v in options.validate(model).items()}
-            if options.monitor not in metrics:
-                raise KeyError(f"monitor {options.monitor!r} not among {sorted(metrics)}")
+            if options.monitor_or_default not in metrics:
+                raise KeyError(
+                    f"monitor {options.monitor_or_default!r} not among {sorted(metrics)}"
+                )
         record = {
             "epoch": epoch,
             "loss": loss,
@@ -230,11 +233,11 @@ def alternate(
         log.info("epoch %d loss=%.6g %s (%.2fs)", epoch, loss, metrics, record["seconds"])
         if options.on_epoch is not None:
             options.on_epoch(record)
-        if metrics and metrics[options.monitor] > best_value:
-            best_value, best_epoch = metrics[options.monitor], epoch
+        if metrics and metrics[options.monitor_or_default] > best_value:
+            best_value, best_epoch = metrics[options.monitor_or_default], epoch
             best_state = {k: getattr(model, k).copy() for k in state}
             model.best_epoch_ = epoch
-        if metrics and epoch - best_epoch >= options.patience:
+        if metrics and epoch - best_epoch >= options.patience_or_default:
             log.info("early stop at epoch %d; best epoch %d", epoch, best_epoch)
             break
     if best_state is not None:

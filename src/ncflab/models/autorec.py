@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.base import FitOptions
 from ncflab.models.jca import AutoencoderRecommender, check_common, is_finite_number
 from ncflab.models.jca_net import Autoencoder, JCAModule, block_pairs, pair_loss
-from ncflab.models.layers import seeded_generator
-from ncflab.models.training import train_loop
+from ncflab.training.layers import seeded_generator
+from ncflab.training.loop import train_loop
+from ncflab.training.options import FitOptions
 
 __all__ = ["IAutoRec", "UAutoRec", "UIAutoRec"]
 

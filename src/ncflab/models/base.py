@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -23,66 +22,27 @@ import scipy.sparse as sp
 import torch
 
 from ncflab.data.interactions import Interactions
+from ncflab.training.options import FitOptions
+from ncflab.typed import Bounds, check_dataclass
 
-__all__ = [
-    "FitOptions",
-    "Recommender",
-    "check_pretrain_params",
-    "fit_part",
-    "load_part",
-    "part_epochs",
-    "part_refit_epochs",
-]
+__all__ = ["COMMON_BOUNDS", "Recommender"]
 
-# A validation callback: given the model being trained, returns {"HR@10": ..., ...}.
-Validator = Callable[["Recommender"], dict[str, float]]
-
-
-@dataclass(kw_only=True)
-class FitOptions:
-    """Runtime options for ``fit``: how to train, not what the model is.
-
-    Attributes:
-        validate: callback computing validation metrics of the current model, or None.
-        monitor: metric of ``validate`` to early-stop on (higher is better).
-        patience: epochs without improvement before stopping; the best epoch is restored.
-        eval_every: validate every this many epochs.
-        device: "cpu", "cuda", or "auto" (CUDA when available).
-        checkpoint_dir: where the training loop writes the best state and its resumable
-            snapshot (``training.SNAPSHOT_FILE``), or None.
-        resume: continue the training loop from the snapshot in ``checkpoint_dir`` (from
-            epoch 1 when there is none); the fit is the one an uninterrupted run makes.
-        snapshot_seconds: write the snapshot after an epoch once this many seconds have
-            passed since the last one (0: every epoch); it holds weights and optimizer state,
-            so writing it every epoch of a fast model would cost more than it saves.
-        progress: show a progress bar (CLI only; the library logs).
-        on_epoch: called with each epoch's record (epoch, loss, metrics, seconds).
-    """
-
-    validate: Validator | None = None
-    monitor: str = "NDCG@10"
-    patience: int = 5
-    eval_every: int = 1
-    device: str = "auto"
-    checkpoint_dir: Path | None = None
-    resume: bool = False
-    snapshot_seconds: float = 60.0
-    progress: bool = False
-    on_epoch: Callable[[dict], None] | None = None
-
-    def part(self, name: str, report: bool = False) -> FitOptions:
-        """These options for a fit inside this one (pre-training, one side of a two-part
-        model): its checkpoints and snapshot go to ``checkpoint_dir/name``, so that resuming
-        the outer fit finds each part where it stopped (a finished part is not retrained);
-        the epoch callback is passed on only with ``report``."""
-        folder = None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / name
-        on_epoch = self.on_epoch if report else None
-        return dataclasses.replace(self, checkpoint_dir=folder, on_epoch=on_epoch)
-
-    def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+# Ranges of the hyperparameters that several models share, declared once for all of them; a
+# model's own field metadata (``ncflab.typed.bounds``) or ``_check_params`` adds the rest.
+COMMON_BOUNDS: dict[str, Bounds] = {
+    "seed": Bounds(ge=0),
+    "lr": Bounds(gt=0),
+    "reg": Bounds(ge=0),
+    "weight_decay": Bounds(ge=0),
+    "factors": Bounds(ge=1),
+    "batch_size": Bounds(ge=1),
+    "n_neg": Bounds(ge=1),
+    "epochs": Bounds(ge=0),  # 0 only for a warm-started model's refit; models say >= 1 otherwise
+    "init_std": Bounds(gt=0),
+    "top_k": Bounds(ge=1),
+    "shrink": Bounds(ge=0),
+    "dropout": Bounds(ge=0, lt=1),
+}
 
 
 @dataclass(kw_only=True)
@@ -95,6 +55,14 @@ class Recommender:
     # or {"choices": [...]}} (see ncflab.experiments.tune); empty = none declared.
     search_space: ClassVar[dict] = {}
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        # Checked at construction, so a bad value fails before any data is read: the declared
+        # types and ranges first, then the model's own rules (choices, cross-field conditions).
+        check_dataclass(self, COMMON_BOUNDS, prefix="params.")
+        check = getattr(self, "_check_params", None)
+        if check is not None:
+            check()
 
     # --------------------------------------------------------------- learning
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
@@ -300,84 +268,3 @@ class Recommender:
             getattr(self, attr).load_state_dict(sd)
 
     arrays_as_numpy: ClassVar[bool] = True
-
-
-def load_part(
-    path: str, cls: type[Recommender], param: str, want: dict[str, Any], have: Callable
-) -> Any:
-    """A saved ``cls`` model to pre-train a part of a composite model from (NeuMF's GMF and
-    MLP, NeuPR's NBPR and DNCR): ``path`` is a model directory written by ``save`` or an
-    ``ncflab train`` run directory holding ``model/``. ``have(model)`` must equal ``want`` (the
-    shapes the composite model needs: users, items, widths), else a ValueError names ``param``
-    and both."""
-    where = Path(path)
-    if (where / "model" / "config.json").is_file():
-        where = where / "model"  # an ``ncflab train`` run directory
-    model = Recommender.load(where)
-    if not isinstance(model, cls):
-        raise ValueError(f"{param} {path!r} holds a {model.name!r} model, not a {cls.name!r}")
-    if have(model) != want:
-        raise ValueError(
-            f"{param} {path!r} does not fit this model: it has {have(model)}, this model and "
-            f"data need {want}"
-        )
-    return model
-
-
-def fit_part(
-    model: Recommender, train: Interactions, options: FitOptions, name: str, epochs: int
-) -> Any:
-    """Fit ``model``, one part of a composite model's pre-training (NeuMF's GMF and MLP,
-    NeuPR's NBPR and DNCR), with its checkpoints under ``name`` (``FitOptions.part``).
-    ``epochs`` 0: as ``options`` say, validation and early stopping included. ``epochs`` > 0:
-    exactly that many epochs, not validated: a refit on train ∪ valid (``train.refit``) runs
-    each part for the epochs validation chose for it, as it does for the composite model."""
-    options = options.part(name)
-    if epochs:
-        model = model.clone(epochs=epochs)
-        options = dataclasses.replace(options, validate=None)
-    return model.fit(train, options)
-
-
-def check_pretrain_params(pretrain: bool, paths: dict[str, str], epochs: list[int]) -> None:
-    """Check a composite model's pre-training settings: ``paths`` (each part's
-    ``pretrained_*`` parameter and value, in order) and ``pretrain_epochs`` are only used with
-    ``pretrain``; ``epochs`` is empty or one count >= 0 per part, 0 for a part loaded from a
-    path (it is not fitted)."""
-    if (any(paths.values()) or epochs) and not pretrain:
-        raise ValueError(
-            f"{' / '.join(paths)} / pretrain_epochs are only used with pretrain=true; set it, "
-            "or leave them empty"
-        )
-    if not epochs:
-        return
-    names = list(paths)
-    if len(epochs) != len(names) or not all(isinstance(e, int) and e >= 0 for e in epochs):
-        raise ValueError(
-            f"pretrain_epochs must be empty or {len(names)} counts >= 0 (one per part: "
-            f"{', '.join(n.removeprefix('pretrained_') for n in names)}), got {epochs}"
-        )
-    for count, (param, path) in zip(epochs, paths.items(), strict=True):
-        if count and path:
-            raise ValueError(
-                f"pretrain_epochs gives {count} epochs to the part that {param}={path!r} "
-                "loads instead of fitting; give it 0"
-            )
-
-
-def part_epochs(part: Recommender) -> int:
-    """The epochs a fitted part's weights come from: its best epoch when validated, else
-    every epoch it ran."""
-    best = getattr(part, "best_epoch_", None)
-    return int(best) if best is not None else len(getattr(part, "history_", []))
-
-
-def part_refit_epochs(model: Recommender, paths: dict[str, str]) -> dict[str, Any]:
-    """``refit_params`` of a composite model pre-trained in its fit: ``pretrain_epochs`` =
-    each fitted part's ``part_epochs`` (``pretrain_best_``), 0 for a part loaded from its
-    path; none when no part was fitted."""
-    best = getattr(model, "pretrain_best_", None)
-    if best is None:
-        return {}
-    epochs = [0 if path else int(b) for b, path in zip(best, paths.values(), strict=True)]
-    return {"pretrain_epochs": epochs} if any(epochs) else {}

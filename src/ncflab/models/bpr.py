@@ -25,9 +25,10 @@ from torch import nn
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, bpr_triplets
-from ncflab.models.base import FitOptions, Recommender
-from ncflab.models.layers import embedding, lookup, seeded_generator
-from ncflab.models.training import minibatches, train_loop
+from ncflab.models.base import Recommender
+from ncflab.training.layers import embedding, lookup, seeded_generator
+from ncflab.training.loop import minibatches, train_loop
+from ncflab.training.options import FitOptions
 
 __all__ = ["BPR", "BPRModule", "fit_triplets"]
 

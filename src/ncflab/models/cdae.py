@@ -32,13 +32,13 @@ from torch import nn
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler
-from ncflab.models import losses
-from ncflab.models.base import FitOptions
 from ncflab.models.jca import AutoencoderRecommender, is_finite_number
 from ncflab.models.jca_net import INIT_STD, RatingGraph
 from ncflab.models.jncf_net import SparseLinear
-from ncflab.models.layers import seeded_generator
-from ncflab.models.training import train_loop
+from ncflab.training import losses
+from ncflab.training.layers import seeded_generator
+from ncflab.training.loop import train_loop
+from ncflab.training.options import FitOptions
 
 __all__ = ["CDAE", "CDAEModule", "cdae_loss", "row_entries"]
 

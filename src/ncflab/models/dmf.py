@@ -45,11 +45,12 @@ from torch import nn
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, bpr_triplets
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
 from ncflab.models.jncf_net import Bag, RatingGraph, SparseLinear
-from ncflab.models.losses import log_loss
 from ncflab.models.rating_input import RatingInput, rating_matrix
-from ncflab.models.training import minibatches, train_loop
+from ncflab.training.loop import minibatches, train_loop
+from ncflab.training.losses import log_loss
+from ncflab.training.options import FitOptions
 
 __all__ = ["DMF", "DMFModule", "MU", "dmf_loss"]
 

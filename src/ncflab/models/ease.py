@@ -22,7 +22,8 @@ import scipy.sparse as sp
 import torch
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
+from ncflab.training.options import FitOptions
 
 __all__ = ["EASE"]
 

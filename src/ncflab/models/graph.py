@@ -35,7 +35,7 @@ import scipy.sparse as sp
 import torch
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
 from ncflab.models.similarity import (
     blocked_topk,
     scale_csr,
@@ -43,6 +43,7 @@ from ncflab.models.similarity import (
     stored_csr,
     topk_columns,
 )
+from ncflab.training.options import FitOptions
 
 __all__ = ["P3alpha", "RP3beta", "transition"]
 

@@ -48,7 +48,8 @@ from ncflab.models.als import (
     solve_rows,
     start_fit,
 )
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
+from ncflab.training.options import FitOptions
 
 __all__ = ["IALS"]
 

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 import torch
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
 from ncflab.models.jca_net import (
     LOSSES,
     Autoencoder,
@@ -36,7 +36,8 @@ from ncflab.models.jca_net import (
     graph_of,
     pair_loss,
 )
-from ncflab.models.training import train_loop
+from ncflab.training.loop import train_loop
+from ncflab.training.options import FitOptions
 
 __all__ = ["JCA", "PAPER_REG", "AutoencoderRecommender", "check_common", "is_finite_number"]
 

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from ncflab.data.sampling import NegativeSampler
-from ncflab.models import losses
 from ncflab.models.jncf_net import RatingGraph, SparseLinear
-from ncflab.models.layers import seeded_generator
+from ncflab.training import losses
+from ncflab.training.layers import seeded_generator
 
 __all__ = [
     "LOSSES",

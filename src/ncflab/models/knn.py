@@ -45,7 +45,7 @@ import scipy.sparse as sp
 import torch
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
 from ncflab.models.similarity import (
     blocked_topk,
     cosine_adjust,
@@ -53,6 +53,7 @@ from ncflab.models.similarity import (
     store_csr,
     stored_csr,
 )
+from ncflab.training.options import FitOptions
 
 __all__ = ["WEIGHTINGS", "ItemKNN", "UserKNN", "bm25_length_factor", "idf"]
 

@@ -27,18 +27,18 @@ import torch
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, pointwise_samples
-from ncflab.models.base import (
-    FitOptions,
-    Recommender,
+from ncflab.models.base import Recommender
+from ncflab.models.ncf_net import INITS, GMFBody, MLPBody, NCFNet, fuse, mlp_layers
+from ncflab.models.pretrain import (
     check_pretrain_params,
     fit_part,
     load_part,
     part_epochs,
     part_refit_epochs,
 )
-from ncflab.models.losses import log_loss
-from ncflab.models.ncf_net import INITS, GMFBody, MLPBody, NCFNet, fuse, mlp_layers
-from ncflab.models.training import minibatches, train_loop
+from ncflab.training.loop import minibatches, train_loop
+from ncflab.training.losses import log_loss
+from ncflab.training.options import FitOptions
 
 __all__ = ["GMF", "MLP", "NCFBase", "NeuMF"]
 
@@ -294,6 +294,9 @@ class NeuMF(_Tower):
         and early stopping included, checkpoints under ``pretrain-gmf``/``pretrain-mlp`` of
         the checkpoint folder, no epoch callbacks)."""
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(NCFBase)}
+        # A part is never built with 0 epochs (valid only for the fused composite, a warm
+        # start); a refit gives each fitted part its own count through ``fit_part``.
+        shared["epochs"] = max(1, shared["epochs"])
         gmf = self._saved(self.pretrained_gmf, GMF, train)
         mlp = self._saved(self.pretrained_mlp, MLP, train)
         epochs = self.pretrain_epochs or [0, 0]

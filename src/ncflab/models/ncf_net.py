@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ncflab.models.layers import embedding, lookup, seeded_generator
+from ncflab.training.layers import embedding, lookup, seeded_generator
 
 __all__ = ["GMFBody", "MLPBody", "NCFNet", "fuse", "mlp_layers"]
 

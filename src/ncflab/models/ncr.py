@@ -26,18 +26,18 @@ import torch.nn.functional as F
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, bpr_triplets
-from ncflab.models.base import (
-    FitOptions,
-    Recommender,
+from ncflab.models.base import Recommender
+from ncflab.models.ncr_net import DNCRNet, NBPRNet, NeuPRNet, PairNet
+from ncflab.models.ncr_rank import algorithm1_topk, win_counts
+from ncflab.models.pretrain import (
     check_pretrain_params,
     fit_part,
     load_part,
     part_epochs,
     part_refit_epochs,
 )
-from ncflab.models.ncr_net import DNCRNet, NBPRNet, NeuPRNet, PairNet
-from ncflab.models.ncr_rank import algorithm1_topk, win_counts
-from ncflab.models.training import minibatches, train_loop
+from ncflab.training.loop import minibatches, train_loop
+from ncflab.training.options import FitOptions
 
 __all__ = ["DNCR", "NBPR", "NCRBase", "NeuPR", "ncr_instances"]
 
@@ -324,6 +324,9 @@ class NeuPR(_Tower):
         if not self.pretrain:
             return False
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(NCRBase)}
+        # A part is never built with 0 epochs (valid only for the fused composite, a warm
+        # start); a refit gives each fitted part its own count through ``fit_part``.
+        shared["epochs"] = max(1, shared["epochs"])
         epochs = self.pretrain_epochs or [0, 0]
         nbpr = self._saved(self.pretrained_nbpr, NBPR, train)
         if nbpr is None:

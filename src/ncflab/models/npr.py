@@ -33,10 +33,11 @@ import torch
 from torch import nn
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
 from ncflab.models.bpr import fit_triplets
-from ncflab.models.layers import embedding, lookup, seeded_generator
-from ncflab.models.losses import bpr
+from ncflab.training.layers import embedding, lookup, seeded_generator
+from ncflab.training.losses import bpr
+from ncflab.training.options import FitOptions
 
 __all__ = ["NPR", "NPRNet"]
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
+from ncflab.training.options import FitOptions
 
 __all__ = ["ItemPop", "RandomRecommender"]
 

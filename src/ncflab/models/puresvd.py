@@ -22,7 +22,8 @@ import torch
 from scipy.sparse.linalg import svds
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
+from ncflab.training.options import FitOptions
 
 __all__ = ["PureSVD"]
 

@@ -45,8 +45,9 @@ import scipy.sparse as sp
 import torch
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
 from ncflab.models.similarity import store_csr, stored_csr
+from ncflab.training.options import FitOptions
 
 __all__ = ["SLIM", "slim_weights"]
 

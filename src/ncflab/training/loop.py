@@ -10,24 +10,21 @@ records.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 from itertools import chain, islice
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ncflab.models.base import FitOptions, Recommender
+from ncflab.models.base import Recommender
+from ncflab.training.options import FitOptions
+from ncflab.training.snapshot import SNAPSHOT_FILE, Snapshot
 
 __all__ = [
     "SNAPSHOT_FILE",
@@ -41,8 +38,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # The loop's resumable state, written in ``options.checkpoint_dir`` (see ``train_loop``).
-SNAPSHOT_FILE = "resume.pt"
-SNAPSHOT_FORMAT = 1
+# Steps between progress events within an epoch (a front end shows a long epoch advancing).
+STEP_EVERY = 100
 
 BatchFn = Callable[[np.random.Generator], Iterable[tuple[torch.Tensor, ...]]]
 LossFn = Callable[..., torch.Tensor]
@@ -128,7 +125,7 @@ def train_loop(
     vars(model).pop("best_epoch_", None)  # a refit must not report the previous fit's best
     best = _Best()
     last_loss, done_epochs = math.nan, 0
-    snapshot = _Snapshot(options, model, module, optimizer, best, state)
+    snapshot = Snapshot(options, model, module, optimizer, best, state)
     if options.resume:
         resumed = snapshot.restore(rng)
         if resumed is None:
@@ -141,13 +138,15 @@ def train_loop(
             log.info("resumed after epoch %d of %d", done_epochs, epochs)
     if validate_start and options.validate and not model.history_:
         _validate_start(model, module, options, best)
-    progress = _progress(options.progress, epochs, done_epochs)
+    options.emit("start", epochs=epochs, done=done_epochs)
     epoch_source = _Epochs(batches, rng, prefetch)
-    with progress as advance, epoch_source as next_epoch:
+    with epoch_source as next_epoch:
         for epoch in range(done_epochs + 1, epochs + 1):
             start = time.perf_counter()
             epoch_batches = next_epoch(more=epoch < epochs)
-            last_loss = _run_epoch(module, optimizer, epoch_batches, loss_fn, epoch, last_loss)
+            last_loss = _run_epoch(
+                module, optimizer, epoch_batches, loss_fn, epoch, last_loss, options
+            )
             trained = time.perf_counter()
             due = epoch % options.eval_every == 0 or epoch == epochs
             metrics = _validate(model, module, options) if options.validate and due else {}
@@ -158,133 +157,16 @@ def train_loop(
                 "seconds": trained - start,
                 "eval_seconds": time.perf_counter() - trained,
             }
-            _keep(record, model, module, options, best, advance)
-            if metrics and epoch - best.epoch >= options.patience:
+            _keep(record, model, module, options, best)
+            if metrics and epoch - best.epoch >= options.patience_or_default:
                 log.info("early stop at epoch %d; best epoch %d", epoch, best.epoch)
                 break
             snapshot.after_epoch(epoch, last_loss, epoch_source.rng_state())
     if best.state is not None:
         module.load_state_dict(best.state)
     snapshot.finish()
+    options.emit("end")
     return model.history_
-
-
-class _Snapshot:
-    """Writes and reads the loop's ``SNAPSHOT_FILE`` (see ``train_loop``): one ``torch.save``
-    of tensors plus a JSON string, read back with ``weights_only=True`` (no arbitrary pickle),
-    replaced atomically so a kill mid-write leaves the previous snapshot whole."""
-
-    def __init__(
-        self,
-        options: FitOptions,
-        model: Recommender,
-        module: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        best: _Best,
-        state: dict[str, Any] | None,
-    ) -> None:
-        folder = options.checkpoint_dir
-        self.path = None if folder is None else Path(folder) / SNAPSHOT_FILE
-        self.every = options.snapshot_seconds
-        self.model, self.module, self.optimizer, self.best = model, module, optimizer, best
-        self.state = state if state is not None else {}
-        self.last_write = time.perf_counter()
-
-    def _params(self) -> dict[str, Any]:
-        # As JSON sees them, so a snapshot's and a live model's compare equal.
-        return json.loads(json.dumps(self.model.get_params(), default=str))
-
-    def _defaults(self) -> dict[str, Any]:
-        """The model's hyperparameters at their defaults, as ``_params`` shows them."""
-        fields = dataclasses.fields(self.model)  # type: ignore[arg-type]
-        out = {
-            f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-            for f in fields
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        }
-        return json.loads(json.dumps(out, default=str))
-
-    def _write(self, meta: dict[str, Any], optimizer: bool) -> None:
-        if self.path is None:
-            return
-        cuda = torch.cuda.is_available()
-        blob = {
-            "module": self.module.state_dict(),
-            "optimizer": self.optimizer.state_dict() if optimizer else {},
-            "best": self.best.state or {},
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if cuda else [],
-            "meta": json.dumps(
-                {
-                    "format": SNAPSHOT_FORMAT,
-                    "model": self.model.name,
-                    "params": self._params(),
-                    "history": self.model.history_,
-                    # None before any validation: epoch 0 can be a best (``validate_start``).
-                    "best_epoch": None if self.best.state is None else self.best.epoch,
-                    "best_value": self.best.value,
-                    "state": self.state,
-                    **meta,
-                }
-            ),
-        }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save(blob, tmp)
-        os.replace(tmp, self.path)
-        self.last_write = time.perf_counter()
-
-    def after_epoch(self, epoch: int, last_loss: float, rng_state: dict) -> None:
-        if time.perf_counter() - self.last_write >= self.every:
-            meta = {"epoch": epoch, "done": False, "last_loss": last_loss, "rng": rng_state}
-            self._write(meta, optimizer=True)
-
-    def finish(self) -> None:
-        """The final snapshot: the fit's end weights (the best epoch's, when validated) and
-        history, without optimizer moments; resuming it trains nothing."""
-        epoch = self.model.history_[-1]["epoch"] if self.model.history_ else 0
-        self._write({"epoch": epoch, "done": True, "last_loss": math.nan}, optimizer=False)
-
-    def restore(self, rng: np.random.Generator) -> dict[str, Any] | None:
-        """Load the snapshot into the live objects; returns its meta, or None without one."""
-        if self.path is None:
-            raise ValueError("resume needs a checkpoint_dir, where the snapshot is written")
-        if not self.path.is_file():
-            return None
-        blob = torch.load(self.path, map_location="cpu", weights_only=True)
-        meta = json.loads(blob["meta"])
-        if meta.get("format") != SNAPSHOT_FORMAT or meta.get("model") != self.model.name:
-            raise ValueError(
-                f"{self.path} is a snapshot of {meta.get('model')!r} (format "
-                f"{meta.get('format')}), not of {self.model.name!r} (format {SNAPSHOT_FORMAT})"
-            )
-        params, saved = self._params(), meta["params"]
-        # A hyperparameter added to the model since the snapshot was written is no change
-        # when it is at its default: the snapshot's fit ran with that behaviour.
-        added = {k: self._defaults().get(k) for k in params.keys() - saved.keys()}
-        saved = {**added, **saved}
-        changed = sorted(k for k in params.keys() | saved.keys() if params.get(k) != saved.get(k))
-        if changed:
-            were = {k: meta["params"].get(k) for k in changed}
-            now = {k: params.get(k) for k in changed}
-            raise ValueError(
-                f"cannot resume {self.path}: hyperparameters differ, snapshot {were}, now {now}"
-            )
-        self.module.load_state_dict(blob["module"])
-        self.model.history_ = meta["history"]
-        if meta["best_epoch"] is not None:
-            self.model.best_epoch_ = meta["best_epoch"]
-        if meta["done"]:
-            return meta
-        self.optimizer.load_state_dict(blob["optimizer"])
-        self.best.epoch, self.best.value = meta["best_epoch"] or 0, meta["best_value"]
-        self.best.state = blob["best"] or None
-        torch.set_rng_state(blob["torch_rng"])
-        if blob["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(blob["cuda_rng"])
-        rng.bit_generator.state = meta["rng"]
-        self.state.update(meta["state"])
-        return meta
 
 
 class _Epochs:
@@ -332,6 +214,7 @@ def _run_epoch(
     loss_fn: LossFn,
     epoch: int,
     last_finite: float,
+    options: FitOptions,
 ) -> float:
     """One pass over ``batches``; returns the mean minibatch loss.
 
@@ -340,12 +223,15 @@ def _run_epoch(
     """
     module.train()
     losses = []
-    for batch in batches:
+    report = options.on_progress is not None
+    for step, batch in enumerate(batches, 1):
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(*batch)
         loss.backward()
         optimizer.step()
         losses.append(loss.detach())
+        if report and step % STEP_EVERY == 0:
+            options.emit("step", epoch=epoch, step=step)
     if not losses:
         raise ValueError(f"epoch {epoch} produced no minibatches; is the training data empty?")
     values = torch.stack(losses).float().cpu()
@@ -368,7 +254,7 @@ def _validate_start(
     metrics = _validate(model, module, options)
     record = {"epoch": 0, "loss": None, "metrics": metrics, "seconds": 0.0,
               "eval_seconds": time.perf_counter() - start}  # fmt: skip
-    _keep(record, model, module, options, best, lambda _msg: None)
+    _keep(record, model, module, options, best)
 
 
 def _keep(
@@ -377,26 +263,26 @@ def _keep(
     module: nn.Module,
     options: FitOptions,
     best: _Best,
-    advance: Callable[[str], None],
 ) -> None:
     """Add an epoch's ``record`` to the history, keep its weights (and checkpoint them) when
     its validation is the best so far, and report it."""
     model.history_.append(record)
     metrics = record["metrics"]
-    if metrics and best.update(record["epoch"], metrics[options.monitor], module):
+    if metrics and best.update(record["epoch"], metrics[options.monitor_or_default], module):
         model.best_epoch_ = record["epoch"]
         if options.checkpoint_dir is not None:
             model.save(options.checkpoint_dir)
-    _report(record, options, advance)
+    _report(record, options)
 
 
 def _validate(model: Recommender, module: nn.Module, options: FitOptions) -> dict[str, float]:
     module.eval()
     with torch.no_grad():
         metrics = {k: float(v) for k, v in options.validate(model).items()}
-    if options.monitor not in metrics:
+    if options.monitor_or_default not in metrics:
         raise KeyError(
-            f"monitor {options.monitor!r} is not among the validation metrics {sorted(metrics)}"
+            f"monitor {options.monitor_or_default!r} is not among the validation metrics "
+            f"{sorted(metrics)}"
         )
     return metrics
 
@@ -418,34 +304,10 @@ class _Best:
         return True
 
 
-def _report(record: dict, options: FitOptions, advance: Callable[[str], None]) -> None:
+def _report(record: dict, options: FitOptions) -> None:
     text = " ".join(f"{k}={v:.4f}" for k, v in record["metrics"].items())
     loss = "—" if record["loss"] is None else f"{record['loss']:.4f}"  # epoch 0: no training
-    msg = f"epoch {record['epoch']} loss={loss} {text} ({record['seconds']:.1f}s)"
-    log.info(msg)
-    advance(msg)
+    log.info("epoch %s loss=%s %s (%.1fs)", record["epoch"], loss, text, record["seconds"])
+    options.emit("epoch", **record)
     if options.on_epoch is not None:
         options.on_epoch(record)
-
-
-def _progress(enabled: bool, epochs: int, done: int = 0):
-    """A context giving ``advance(description)``: a rich progress bar over epochs (``done`` of
-    them already trained) when ``enabled`` (CLI), otherwise a no-op (the library logs instead)."""
-    if not enabled:
-        return nullcontext(lambda _msg: None)
-    return _RichProgress(epochs, done)
-
-
-class _RichProgress:
-    def __init__(self, epochs: int, done: int) -> None:
-        from rich.progress import Progress
-
-        self.bar = Progress(transient=False)
-        self.task = self.bar.add_task("training", total=epochs, completed=done)
-
-    def __enter__(self) -> Callable[[str], None]:
-        self.bar.start()
-        return lambda msg: self.bar.update(self.task, advance=1, description=msg)
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
