@@ -1,5 +1,6 @@
-"""Resuming the training loop: a fit killed after some epochs and resumed from its snapshot ends
-exactly where an uninterrupted fit ends, for every model trained by the loop."""
+"""Resuming the epoch driver: a fit killed after some epochs and resumed from its snapshot ends
+exactly where an uninterrupted fit ends, for every model trained by the driver (the minibatch
+models through ``train_loop``, the ALS models directly)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ LOOP_MODELS = [
     "bpr", "npr", "gmf", "neumf", "dmf", "jncf", "nbpr", "dncr", "neupr",
     "cdae", "jca", "multvae", "multdae", "uiautorec",
 ]  # fmt: skip
+# The ALS models: factor buffers updated in place, no optimizer, no sampler.
+ALS_MODELS = ["ials", "eals"]
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +58,16 @@ def _options(tmp, calls: list, kill_at: int | None = None, resume: bool = False)
 
 
 def _same_fit(a: Recommender, b: Recommender) -> None:
-    sa, sb = a.module_.state_dict(), b.module_.state_dict()
-    assert sa.keys() == sb.keys()
+    # Every learned array: a neural model's module weights, an ALS model's factors.
+    sa, sb = a.state_arrays(), b.state_arrays()
+    assert sa.keys() == sb.keys() and sa
     for key in sa:
         assert torch.equal(sa[key], sb[key]), key
     strip = [(r["epoch"], r["loss"], r["metrics"]) for r in a.history_]
     assert strip == [(r["epoch"], r["loss"], r["metrics"]) for r in b.history_]
 
 
-@pytest.mark.parametrize("name", LOOP_MODELS)
+@pytest.mark.parametrize("name", LOOP_MODELS + ALS_MODELS)
 def test_killed_and_resumed_fit_equals_uninterrupted(name: str, train, tmp_path) -> None:
     whole = make(name, epochs=EPOCHS).fit(train, _options(tmp_path / "whole", []))
     calls: list[int] = []
@@ -85,6 +89,19 @@ def test_killed_and_resumed_fit_equals_uninterrupted(name: str, train, tmp_path)
     again = make(name, epochs=EPOCHS).fit(train, again_options)
     assert again_calls == []
     _same_fit(whole, again)
+
+
+@pytest.mark.parametrize("name", ALS_MODELS)
+def test_als_snapshot_holds_the_factors_and_no_optimizer_or_sampler(name: str, train, tmp_path):
+    with pytest.raises(Killed):
+        make(name, epochs=EPOCHS).fit(train, _options(tmp_path, [], KILL_AT))
+    blob = torch.load(tmp_path / SNAPSHOT_FILE, weights_only=True)
+    meta = json.loads(blob["meta"])
+    assert set(blob["module"]) == set(blob["best"]) == {"users", "items"}
+    assert blob["optimizer"] == {} and meta["rng"] is None
+    assert meta["epoch"] == KILL_AT - 1 and meta["best_epoch"] == 3
+    # The best epoch's model was checkpointed beside it, as for the neural models.
+    assert Recommender.load(tmp_path).best_epoch_ == 3
 
 
 @pytest.mark.parametrize(

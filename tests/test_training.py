@@ -1,18 +1,21 @@
-"""The training loop: early stopping, best-epoch restore, checkpoints, non-finite loss, seeding."""
+"""The epoch driver and the minibatch loop on it: early stopping, best-epoch restore,
+checkpoints, progress events, non-finite loss, seeding, prefetch; the same for the ALS models."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from test_contract import FAST, block_problem
+from test_contract import FAST, block_problem, make
 
 from ncflab.models import FitOptions, Recommender
 from ncflab.models.bpr import BPR
-from ncflab.training.loop import NonFiniteLossError, train_loop
+from ncflab.training.loop import NonFiniteLossError, run_epochs, train_loop
 
 PEAK = 3
 CURVE = [0.1, 0.2, 0.5, 0.3, 0.2, 0.4, 0.45, 0.1, 0.1, 0.1]  # best at epoch PEAK
+# The models whose epochs are ALS sweeps rather than minibatches, driven by the same driver.
+ALS_MODELS = ["ials", "eals"]
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +90,57 @@ def test_without_validation_trains_every_epoch(train) -> None:
     assert losses[-1] < losses[0]
 
 
+def _user_factors(model: Recommender) -> np.ndarray:
+    return (model.W_ if model.name == "ials" else model.P_).copy()
+
+
+@pytest.mark.parametrize("name", ALS_MODELS)
+def test_als_early_stop_restores_and_checkpoints_the_best_epoch(name: str, train, tmp_path):
+    seen: dict[int, np.ndarray] = {}
+    records: list[dict] = []
+
+    def validate(m: Recommender) -> dict[str, float]:
+        seen[len(seen) + 1] = _user_factors(m)  # the factors of the epoch being validated
+        return {"NDCG@10": CURVE[len(seen) - 1], "HR@10": 0.0}
+
+    opts = FitOptions(validate=validate, patience=2, device="cpu", checkpoint_dir=tmp_path)
+    opts.on_epoch = records.append
+    model = make(name, epochs=len(CURVE)).fit(train, opts)
+    assert [r["epoch"] for r in model.history_] == [1, 2, 3, 4, 5]
+    assert records == model.history_ and model.best_epoch_ == PEAK
+    assert not np.array_equal(seen[PEAK], seen[5])
+    assert np.array_equal(_user_factors(model), seen[PEAK])
+    users = np.arange(train.n_users)
+    # The restored model is the fit that stopped at the best epoch, and so is the checkpoint.
+    plain = make(name, epochs=PEAK).fit(train, FitOptions(device="cpu"))
+    assert torch.equal(model.score(users), plain.score(users))
+    loaded = Recommender.load(tmp_path)
+    assert loaded.best_epoch_ == PEAK and torch.equal(loaded.score(users), model.score(users))
+
+
+@pytest.mark.parametrize("name", ["bpr", *ALS_MODELS])
+def test_every_iterative_model_reports_the_same_progress_events(name: str, train) -> None:
+    events: list[dict] = []
+    flat = {"NDCG@10": 0.5}
+    options = FitOptions(device="cpu", on_progress=events.append, validate=lambda m: flat)
+    model = make(name, epochs=4).fit(train, options)
+    events = [e for e in events if e["event"] != "step"]  # within a long minibatch epoch only
+    assert [e["event"] for e in events] == ["start", "epoch", "epoch", "epoch", "epoch", "end"]
+    assert events[0] == {"event": "start", "epochs": 4, "done": 0}
+    assert [{k: v for k, v in e.items() if k != "event"} for e in events[1:-1]] == model.history_
+    assert model.best_epoch_ == 1  # no later epoch improved on the first
+
+
 class _Toy(Recommender):
     pass
+
+
+def test_non_finite_epoch_loss_names_the_epoch() -> None:
+    losses = iter([2.0, 1.0, float("nan")])
+    with pytest.raises(NonFiniteLossError, match=r"nan at epoch 3 \(last finite loss 1\)"):
+        run_epochs(
+            _Toy(), torch.nn.Module(), lambda e: next(losses), epochs=4, options=FitOptions()
+        )
 
 
 def test_non_finite_loss_names_epoch_and_step() -> None:

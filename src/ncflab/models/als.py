@@ -9,40 +9,35 @@
   length and solved in padded batches (one batched matrix product and one batched Cholesky per
   batch), so there is no Python loop per row and the same code runs on CUDA.
 - ``pair_scores``: ⟨w_u, h_i⟩ for many (u, i) pairs without a (pairs × d) blow-up.
-- ``alternate``: the epoch loop of an ALS model (validation, early stopping, history), the
-  closed-form counterpart of ``training.train_loop``.
+- ``Factors``: the user and item factors of a fit, as buffers of an ``nn.Module`` that the
+  epochs update in place, so the one epoch driver (``training.run_epochs``) keeps, snapshots
+  and restores them as it does a neural model's weights.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch import nn
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.base import Recommender
 from ncflab.training.options import FitOptions
 
 __all__ = [
+    "Factors",
+    "FitStart",
     "RowBatches",
     "SparseRows",
-    "alternate",
-    "FitStart",
     "check_als_params",
     "init_factors",
     "pair_scores",
     "solve_rows",
     "start_fit",
 ]
-
-log = logging.getLogger(__name__)
 
 # Floats per padded batch (gathered factors, and the batch of d × d systems): bounds memory
 # (64 MiB in float32) whatever the longest row, while keeping batches large enough for BLAS.
@@ -81,6 +76,25 @@ class SparseRows:
             index, values, self.shape, is_coalesced=True, check_invariants=False
         )
         return torch.sparse.mm(m, dense)
+
+
+class Factors(nn.Module):
+    """The factors an ALS epoch reads and writes in place: ``users`` (n_users, d) and ``items``
+    (n_items, d). Buffers, not parameters: no gradient ever flows, but they are the module's
+    state, so the epoch driver's best-epoch copy, snapshot and restore carry them."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+
+    def __init__(self, users: torch.Tensor, items: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("users", users)
+        self.register_buffer("items", items)
+
+    def numpy(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the user and item factors as CPU numpy arrays (what the models score with:
+        copies, since the buffers change in place at the next epoch or restore)."""
+        return self.users.cpu().numpy().copy(), self.items.cpu().numpy().copy()
 
 
 def init_factors(n: int, d: int, std: float, generator: torch.Generator) -> torch.Tensor:
@@ -189,63 +203,6 @@ def _batches(sorted_len: np.ndarray, d: int) -> list[tuple[int, int]]:
     return out
 
 
-def alternate(
-    model: Recommender,
-    sweep: Callable[[], float],
-    state: tuple[str, ...],
-    epochs: int,
-    options: FitOptions,
-) -> list[dict]:
-    """Run ``sweep`` (one ALS epoch, which sets the ``state`` attributes of ``model`` and returns
-    the training loss) ``epochs`` times; returns and stores ``model.history_``.
-
-    With ``options.validate``, metrics are computed every ``options.eval_every`` epochs and at
-    the last; training stops once ``options.monitor_or_default`` has not improved for ``options.patience_or_default``
-    epochs and the best validated epoch's ``state`` is restored (``model.best_epoch_``). Without
-    it, exactly ``epochs`` epochs run: the result never depends on having a validation set.
-    """
-    for key, value in (("epochs", epochs), ("eval_every", options.eval_every)):
-        if int(value) < 1:
-            raise ValueError(f"{key} must be a positive integer, got {value}")
-    model.history_ = []
-    vars(model).pop("best_epoch_", None)
-    best_value, best_epoch, best_state = -math.inf, 0, None
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        loss = float(sweep())
-        trained = time.perf_counter()
-        due = epoch % options.eval_every == 0 or epoch == epochs
-        metrics = {}
-        if options.validate is not None and due:
-            metrics = {k: float(v) for k, v in options.validate(model).items()}
-            if options.monitor_or_default not in metrics:
-                raise KeyError(
-                    f"monitor {options.monitor_or_default!r} not among {sorted(metrics)}"
-                )
-        record = {
-            "epoch": epoch,
-            "loss": loss,
-            "metrics": metrics,
-            "seconds": trained - start,
-            "eval_seconds": time.perf_counter() - trained,
-        }
-        model.history_.append(record)
-        log.info("epoch %d loss=%.6g %s (%.2fs)", epoch, loss, metrics, record["seconds"])
-        if options.on_epoch is not None:
-            options.on_epoch(record)
-        if metrics and metrics[options.monitor_or_default] > best_value:
-            best_value, best_epoch = metrics[options.monitor_or_default], epoch
-            best_state = {k: getattr(model, k).copy() for k in state}
-            model.best_epoch_ = epoch
-        if metrics and epoch - best_epoch >= options.patience_or_default:
-            log.info("early stop at epoch %d; best epoch %d", epoch, best_epoch)
-            break
-    if best_state is not None:
-        for k, v in best_state.items():
-            setattr(model, k, v)
-    return model.history_
-
-
 def check_als_params(model: object, nonnegative: tuple[str, ...]) -> None:
     """The checks iALS and eALS share, each error naming the bad value: ``factors`` and
     ``epochs`` positive integers, ``reg`` > 0 (it keeps every row's system solvable), and the
@@ -268,8 +225,7 @@ class FitStart(NamedTuple):
     device: torch.device
     by_user: SparseRows
     by_item: SparseRows
-    users: torch.Tensor
-    items: torch.Tensor
+    factors: Factors
 
 
 def start_fit(model: Any, train: Interactions, options: FitOptions) -> FitStart:
@@ -282,4 +238,4 @@ def start_fit(model: Any, train: Interactions, options: FitOptions) -> FitStart:
     by_user = SparseRows.from_scipy(x, device)
     by_item = SparseRows.from_scipy(x.T.tocsr(), device)
     users, items = (f.to(device) for f in model.initial_factors(*x.shape))
-    return FitStart(x, device, by_user, by_item, users, items)
+    return FitStart(x, device, by_user, by_item, Factors(users, items))

@@ -38,7 +38,6 @@ from ncflab.data.interactions import Interactions
 from ncflab.models.als import (
     RowBatches,
     SparseRows,
-    alternate,
     check_als_params,
     init_factors,
     pair_scores,
@@ -46,6 +45,7 @@ from ncflab.models.als import (
     start_fit,
 )
 from ncflab.models.base import Recommender
+from ncflab.training.loop import run_epochs
 from ncflab.training.options import FitOptions
 
 __all__ = ["EALS", "popularity_weights"]
@@ -113,24 +113,28 @@ class EALS(Recommender):
 
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
         options = options or FitOptions()
-        x, device, by_user, by_item, p, q = start_fit(self, train, options)
+        x, device, by_user, by_item, factors = start_fit(self, train, options)
         self.c_ = popularity_weights(np.diff(x.tocsc().indptr), self.c0, self.alpha)
         c = torch.from_numpy(self.c_).to(device)
         to_items = torch.from_numpy(_transposed_order(x)).to(device)
         gap_u, gap_i = self.weight - c[by_user.indices], self.weight - c[by_item.rows]
         ones = torch.ones(self.n_users_, device=device)
+        # The factor buffers themselves: the sweep updates them in place, and the driver's
+        # resume and best-epoch restore load into them in place too.
+        p, q = factors.users, factors.items
 
-        def sweep() -> float:
+        def sweep(epoch: int) -> float:
             # ŷ of the observed pairs, recomputed once an epoch so float error cannot build up.
             pred = pair_scores(p, q, by_user.rows, by_user.indices)
             # User step (Eq. 12): S^q = Σ_i c_i q_i q_iᵀ; observed entries weigh w − c_i.
             pred = self._coordinates(by_user, p, q, gap_u, (q * c[:, None]).T @ q, ones, pred)
             # Item step (Eq. 13): S^p = PᵀP, and the missing part of item i is scaled by c_i.
             pred = self._coordinates(by_item, q, p, gap_i, p.T @ p, c, pred[to_items])
-            self.P_, self.Q_ = p.cpu().numpy().copy(), q.cpu().numpy().copy()
+            self.P_, self.Q_ = factors.numpy()  # validation scores the epoch's factors
             return self._loss(p, q, c, pred, c[by_item.rows])
 
-        alternate(self, sweep, ("P_", "Q_"), self.epochs, options)
+        run_epochs(self, factors, sweep, epochs=self.epochs, options=options)
+        self.P_, self.Q_ = factors.numpy()  # the best validated epoch's, which the driver kept
         return self
 
     def initial_factors(self, n_users: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -41,7 +41,6 @@ from ncflab.data.interactions import Interactions
 from ncflab.models.als import (
     RowBatches,
     SparseRows,
-    alternate,
     check_als_params,
     init_factors,
     pair_scores,
@@ -49,6 +48,7 @@ from ncflab.models.als import (
     start_fit,
 )
 from ncflab.models.base import Recommender
+from ncflab.training.loop import run_epochs
 from ncflab.training.options import FitOptions
 
 __all__ = ["IALS"]
@@ -102,7 +102,7 @@ class IALS(Recommender):
 
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
         options = options or FitOptions()
-        _, _, by_user, by_item, w, h = start_fit(self, train, options)
+        _, _, by_user, by_item, factors = start_fit(self, train, options)
         reg_u = self._row_reg(by_user.lengths, self.n_items_)
         reg_i = self._row_reg(by_item.lengths, self.n_users_)
         gram, rhs = self._entry_weights()
@@ -110,17 +110,20 @@ class IALS(Recommender):
         users = RowBatches(by_user, self.factors, gram, rhs)
         items = RowBatches(by_item, self.factors, gram, rhs)
 
-        def sweep() -> float:
-            nonlocal w, h
+        def sweep(epoch: int) -> float:
+            h = factors.items
             w, _ = solve_rows(users, h, self.alpha0 * (h.T @ h), reg_u)
+            factors.users.copy_(w)
             h, b = solve_rows(items, w, self.alpha0 * (w.T @ w), reg_i)
-            self.W_, self.H_ = w.cpu().numpy(), h.cpu().numpy()
+            factors.items.copy_(h)
+            self.W_, self.H_ = factors.numpy()  # validation scores the epoch's factors
             # L = Σ_i (h_iᵀA_ih_i − 2h_iᵀb_i) + Σ_S r_ui + Σ_u λ_u‖w_u‖², and h_iᵀA_ih_i = h_iᵀb_i
             # at the item step's solution: the loss without touching the pairs again.
             fit = constant - (h * b).sum().double()
             return float(fit + (reg_u * w.square().sum(1)).sum().double())
 
-        alternate(self, sweep, ("W_", "H_"), self.epochs, options)
+        run_epochs(self, factors, sweep, epochs=self.epochs, options=options)
+        self.W_, self.H_ = factors.numpy()  # the best validated epoch's, which the driver kept
         return self
 
     def initial_factors(self, n_users: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,11 +1,15 @@
-"""The one minibatch training loop every neural model uses.
+"""The one epoch driver every iterative model uses, and the minibatch loop built on it.
 
-A model builds its ``nn.Module`` and optimizer, then hands over two callables: ``batches(rng)``
-yields one epoch of minibatches (tuples of tensors already on the device) and
-``loss_fn(*batch)`` returns the scalar loss of one minibatch. The loop owns everything else:
-seeding, epochs, the optimizer step, non-finite loss detection, validation, early stopping,
-restoring the best epoch, checkpoints, resumable snapshots, progress and the history of epoch
-records.
+``run_epochs`` runs a model's epochs: ``epoch_fn(epoch)`` trains one epoch and returns its loss,
+the driver owns everything else: seeding, non-finite loss detection, validation, early
+stopping, restoring the best epoch, checkpoints, resumable snapshots, progress and the history
+of epoch records. Everything an epoch changes lives in one ``nn.Module`` (weights, or the factor
+buffers of an ALS model) and, for gradient training, an optimizer, so the driver can copy,
+snapshot and restore it without knowing the model.
+
+``train_loop`` is that driver for minibatch gradient training: a model builds its ``nn.Module``
+and optimizer, then hands over ``batches(rng)``, which yields one epoch of minibatches (tuples
+of tensors already on the device), and ``loss_fn(*batch)``, the scalar loss of one minibatch.
 """
 
 from __future__ import annotations
@@ -29,20 +33,23 @@ from ncflab.training.snapshot import SNAPSHOT_FILE, Snapshot
 __all__ = [
     "SNAPSHOT_FILE",
     "BatchFn",
+    "EpochFn",
     "LossFn",
     "NonFiniteLossError",
     "minibatches",
+    "run_epochs",
     "train_loop",
 ]
 
 log = logging.getLogger(__name__)
 
-# The loop's resumable state, written in ``options.checkpoint_dir`` (see ``train_loop``).
 # Steps between progress events within an epoch (a front end shows a long epoch advancing).
 STEP_EVERY = 100
 
 BatchFn = Callable[[np.random.Generator], Iterable[tuple[torch.Tensor, ...]]]
 LossFn = Callable[..., torch.Tensor]
+# One epoch of training: given its number (from 1), returns its training loss.
+EpochFn = Callable[[int], float]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -60,6 +67,134 @@ def minibatches(
         yield tuple(t[s : s + batch_size] for t in tensors)
 
 
+def run_epochs(
+    model: Recommender,
+    module: nn.Module,
+    epoch_fn: EpochFn,
+    *,
+    epochs: int,
+    options: FitOptions,
+    optimizer: torch.optim.Optimizer | None = None,
+    state: dict[str, Any] | None = None,
+    validate_start: bool = False,
+    rng: np.random.Generator | None = None,
+    rng_state: Callable[[], dict] | None = None,
+) -> list[dict]:
+    """Run ``epoch_fn(epoch)`` for epochs 1 to ``epochs``, which trains ``module`` (and
+    ``optimizer``) one epoch and returns its loss; returns (and stores as ``model.history_``)
+    one record per epoch: ``{"epoch", "loss", "metrics", "seconds", "eval_seconds"}`` (the
+    epoch's loss, the validation metrics or ``{}``, training and validation wall time).
+
+    Seeds torch's global generator from ``model.seed`` (dropout and other in-module noise).
+    With ``options.validate``, metrics are computed every ``options.eval_every`` epochs and at
+    the last epoch; training stops once ``options.monitor`` has not improved for
+    ``options.patience`` epochs, and the state of ``module`` at the best validated epoch is
+    restored (and written with ``model.save`` to ``options.checkpoint_dir`` each time a new best
+    is found: the model must reflect ``module`` when it is validated). A non-finite epoch loss
+    raises ``NonFiniteLossError``.
+
+    Resuming: with ``options.checkpoint_dir`` the driver also writes a snapshot of everything
+    that carries from one epoch to the next (``SNAPSHOT_FILE``: the state of ``module``, the
+    optimizer's moments, the best epoch so far and its state, the history, torch's generator
+    state, the state of ``rng`` and ``state``) after an epoch when ``options.snapshot_seconds``
+    have passed since the last one, and when the fit ends. ``options.resume`` continues from it:
+    the epochs after the snapshot's are the very epochs an uninterrupted fit would have run, so
+    the result is the same (tested bit for bit on CPU). ``state`` is a model's own mutable loop
+    state (a dict of JSON values, e.g. Mult-VAE's annealing step count), saved and restored in
+    place. ``rng`` is the generator ``epoch_fn`` draws from (None: it draws none), and
+    ``rng_state()`` its state as of the start of the next epoch's draws when that is not its
+    live state (a sampler that draws ahead). Why: ML-1M runs of the pairwise models take an
+    hour; a killed one should not start again from epoch 1.
+
+    ``validate_start=True`` (a module warm-started from other fits, such as pre-trained NeuMF)
+    validates the starting state too, as epoch 0 (loss None, no training): early stopping then
+    chooses among the start and every trained epoch, so training that only spoils a good start
+    is undone, and ``best_epoch_`` 0 says so.
+    """
+    # 0 epochs only for a warm start, which is a model before any step (a refit of a
+    # pre-trained model whose validation kept its start).
+    low = 0 if validate_start else 1
+    if epochs < low or options.eval_every < 1:
+        raise ValueError(
+            f"epochs must be an integer >= {low} and eval_every >= 1, got {epochs} and "
+            f"{options.eval_every}"
+        )
+    if not options.snapshot_seconds >= 0:
+        raise ValueError(f"snapshot_seconds must be >= 0, got {options.snapshot_seconds}")
+    torch.manual_seed(model.seed)
+    model.history_ = []
+    vars(model).pop("best_epoch_", None)  # a refit must not report the previous fit's best
+    best = _Best()
+    snapshot = Snapshot(options, model, module, optimizer, best, state, rng, rng_state)
+    done_epochs = _resume(snapshot, epochs) if options.resume else 0
+    if done_epochs is None:
+        return model.history_
+    if validate_start and options.validate and not model.history_:
+        _validate_start(model, module, options, best)
+    options.emit("start", epochs=epochs, done=done_epochs)
+    for epoch in range(done_epochs + 1, epochs + 1):
+        due = epoch % options.eval_every == 0 or epoch == epochs
+        record = _epoch(model, module, epoch_fn, epoch, options, validate=due)
+        _keep(record, model, module, options, best)
+        if record["metrics"] and epoch - best.epoch >= options.patience_or_default:
+            log.info("early stop at epoch %d; best epoch %d", epoch, best.epoch)
+            break
+        snapshot.after_epoch(epoch, record["loss"])
+    if best.state is not None:
+        module.load_state_dict(best.state)
+    snapshot.finish()
+    options.emit("end")
+    return model.history_
+
+
+def _epoch(
+    model: Recommender,
+    module: nn.Module,
+    epoch_fn: EpochFn,
+    epoch: int,
+    options: FitOptions,
+    validate: bool,
+) -> dict:
+    """Train epoch ``epoch`` and, when ``validate`` (and there is a validator), validate it;
+    returns its history record."""
+    start = time.perf_counter()
+    loss = float(epoch_fn(epoch))
+    if not math.isfinite(loss):
+        raise NonFiniteLossError(
+            f"training loss is {loss} at epoch {epoch} (last finite loss "
+            f"{_last_loss(model):.6g}); try stronger regularisation (reg)"
+        )
+    trained = time.perf_counter()
+    metrics = _validate(model, module, options) if options.validate and validate else {}
+    return {
+        "epoch": epoch,
+        "loss": loss,
+        "metrics": metrics,
+        "seconds": trained - start,
+        "eval_seconds": time.perf_counter() - trained,
+    }
+
+
+def _resume(snapshot: Snapshot, epochs: int) -> int | None:
+    """Restore ``snapshot`` into the live objects; returns the epochs it had done (0 without
+    one), or None when its fit had finished (nothing is left to train)."""
+    resumed = snapshot.restore()
+    if resumed is None:
+        log.info("no snapshot to resume from in %s; training from epoch 1", snapshot.path)
+        return 0
+    if resumed["done"]:
+        log.info("resumed a finished fit (%d epochs); nothing left to train", resumed["epoch"])
+        return None
+    log.info("resumed after epoch %d of %d", resumed["epoch"], epochs)
+    return resumed["epoch"]
+
+
+def _last_loss(model: Recommender) -> float:
+    """The loss of the last trained epoch in ``model.history_`` (NaN before any)."""
+    losses = (r["loss"] for r in reversed(model.history_) if r["loss"] is not None)
+    return next(losses, math.nan)
+
+
 def train_loop(
     model: Recommender,
     module: nn.Module,
@@ -73,31 +208,13 @@ def train_loop(
     state: dict[str, Any] | None = None,
     validate_start: bool = False,
 ) -> list[dict]:
-    """Train ``module`` for up to ``epochs`` epochs; returns (and stores as ``model.history_``)
-    one record per epoch: ``{"epoch", "loss", "metrics", "seconds", "eval_seconds"}`` (the mean
-    minibatch loss, the validation metrics or ``{}``, training and validation wall time).
+    """Train ``module`` by minibatch gradient steps for up to ``epochs`` epochs with
+    ``run_epochs`` (validation, early stopping, checkpoints, snapshots, resuming, progress and
+    ``validate_start`` as it describes); an epoch's loss is its mean minibatch loss.
 
-    Seeds torch's global generator from ``model.seed`` (dropout and other in-module noise) and
-    passes ``np.random.default_rng(model.seed)`` to ``batches`` (sampling), so a fit is repeatable.
-    With ``options.validate``, metrics are computed every ``options.eval_every`` epochs and at
-    the last epoch; training stops once ``options.monitor`` has not improved for
-    ``options.patience`` epochs, and the weights of the best validated epoch are restored (and
-    written with ``model.save`` to ``options.checkpoint_dir`` each time a new best is found).
-
-    Resuming: with ``options.checkpoint_dir`` the loop also writes a snapshot of everything
-    that carries from one epoch to the next (``SNAPSHOT_FILE``: weights, optimizer moments, the
-    best epoch so far and its weights, the history, torch's and the sampler's generator states
-    and ``state``) after an epoch when ``options.snapshot_seconds`` have passed since the last
-    one, and when the fit ends. ``options.resume`` continues from it: the epochs after the
-    snapshot's are the very epochs an uninterrupted fit would have run, so the result is the
-    same (tested bit for bit on CPU). ``state`` is a model's own mutable loop state (a dict of
-    JSON values, e.g. Mult-VAE's annealing step count), saved and restored in place. Why: ML-1M
-    runs of the pairwise models take an hour; a killed one should not start again from epoch 1.
-
-    ``validate_start=True`` (a module warm-started from other fits, such as pre-trained NeuMF)
-    validates the starting weights too, as epoch 0 (loss None, no training): early stopping
-    then chooses among the start and every trained epoch, so training that only spoils a good
-    start is undone, and ``best_epoch_`` 0 says so.
+    ``batches`` receives ``np.random.default_rng(model.seed)`` (sampling), so a fit is
+    repeatable; its state is part of the snapshot. A non-finite minibatch loss raises
+    ``NonFiniteLossError`` naming the epoch and step.
 
     ``prefetch=True`` promises that ``batches(rng)`` makes all its random draws before it
     yields its first minibatch (an epoch sampled at once, as ``minibatches`` expects). The loop
@@ -109,64 +226,27 @@ def train_loop(
     them there). A ``batches`` that draws between minibatches must not set it: the thread
     would interleave its draws with the next epoch's.
     """
-    # 0 epochs only for a warm start, which is a model before any step (a refit of a
-    # pre-trained model whose validation kept its start).
-    low = 0 if validate_start else 1
-    if epochs < low or options.eval_every < 1:
-        raise ValueError(
-            f"epochs must be an integer >= {low} and eval_every >= 1, got {epochs} and "
-            f"{options.eval_every}"
-        )
-    if not options.snapshot_seconds >= 0:
-        raise ValueError(f"snapshot_seconds must be >= 0, got {options.snapshot_seconds}")
-    torch.manual_seed(model.seed)
     rng = np.random.default_rng(model.seed)
-    model.history_ = []
-    vars(model).pop("best_epoch_", None)  # a refit must not report the previous fit's best
-    best = _Best()
-    last_loss, done_epochs = math.nan, 0
-    snapshot = Snapshot(options, model, module, optimizer, best, state)
-    if options.resume:
-        resumed = snapshot.restore(rng)
-        if resumed is None:
-            log.info("no snapshot to resume from in %s; training from epoch 1", snapshot.path)
-        elif resumed["done"]:
-            log.info("resumed a finished fit (%d epochs); nothing left to train", resumed["epoch"])
-            return model.history_
-        else:
-            done_epochs, last_loss = resumed["epoch"], resumed["last_loss"]
-            log.info("resumed after epoch %d of %d", done_epochs, epochs)
-    if validate_start and options.validate and not model.history_:
-        _validate_start(model, module, options, best)
-    options.emit("start", epochs=epochs, done=done_epochs)
-    epoch_source = _Epochs(batches, rng, prefetch)
-    with epoch_source as next_epoch:
-        for epoch in range(done_epochs + 1, epochs + 1):
-            start = time.perf_counter()
-            epoch_batches = next_epoch(more=epoch < epochs)
-            last_loss = _run_epoch(
-                module, optimizer, epoch_batches, loss_fn, epoch, last_loss, options
+    with _Epochs(batches, rng, prefetch) as source:
+
+        def epoch_fn(epoch: int) -> float:
+            epoch_batches = source.next_epoch(more=epoch < epochs)
+            return _run_epoch(
+                module, optimizer, epoch_batches, loss_fn, epoch, _last_loss(model), options
             )
-            trained = time.perf_counter()
-            due = epoch % options.eval_every == 0 or epoch == epochs
-            metrics = _validate(model, module, options) if options.validate and due else {}
-            record = {
-                "epoch": epoch,
-                "loss": last_loss,
-                "metrics": metrics,
-                "seconds": trained - start,
-                "eval_seconds": time.perf_counter() - trained,
-            }
-            _keep(record, model, module, options, best)
-            if metrics and epoch - best.epoch >= options.patience_or_default:
-                log.info("early stop at epoch %d; best epoch %d", epoch, best.epoch)
-                break
-            snapshot.after_epoch(epoch, last_loss, epoch_source.rng_state())
-    if best.state is not None:
-        module.load_state_dict(best.state)
-    snapshot.finish()
-    options.emit("end")
-    return model.history_
+
+        return run_epochs(
+            model,
+            module,
+            epoch_fn,
+            epochs=epochs,
+            options=options,
+            optimizer=optimizer,
+            state=state,
+            validate_start=validate_start,
+            rng=rng,
+            rng_state=source.rng_state,
+        )
 
 
 class _Epochs:
@@ -184,8 +264,8 @@ class _Epochs:
         it = iter(self.batches(self.rng))
         return list(islice(it, 1)), it
 
-    def __enter__(self) -> Callable[..., Iterable[tuple[torch.Tensor, ...]]]:
-        return self.next_epoch
+    def __enter__(self) -> _Epochs:
+        return self
 
     def next_epoch(self, more: bool) -> Iterable[tuple[torch.Tensor, ...]]:
         if self.pool is None:

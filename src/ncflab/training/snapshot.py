@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +29,29 @@ SNAPSHOT_FORMAT = 1
 
 
 class Snapshot:
-    """Writes and reads the loop's ``SNAPSHOT_FILE`` (see ``train_loop``): one ``torch.save``
-    of tensors plus a JSON string, read back with ``weights_only=True`` (no arbitrary pickle),
-    replaced atomically so a kill mid-write leaves the previous snapshot whole."""
+    """Writes and reads the driver's ``SNAPSHOT_FILE`` (see ``run_epochs``) for ``module``, the
+    ``optimizer`` (None: a model without one, such as ALS), the ``best`` epoch tracker, the
+    model's own ``state`` dict and the sampler's generator ``rng`` (None: a model that draws
+    nothing per epoch), whose state after an epoch is ``rng_state()`` when given (a sampler
+    that draws ahead), else its live state."""
 
     def __init__(
         self,
         options: FitOptions,
         model: Any,
         module: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | None,
         best: Any,
         state: dict[str, Any] | None,
+        rng: np.random.Generator | None = None,
+        rng_state: Callable[[], dict] | None = None,
     ) -> None:
         folder = options.checkpoint_dir
         self.path = None if folder is None else Path(folder) / SNAPSHOT_FILE
         self.every = options.snapshot_seconds
         self.model, self.module, self.optimizer, self.best = model, module, optimizer, best
         self.state = state if state is not None else {}
+        self.rng, self.rng_state = rng, rng_state
         self.last_write = time.perf_counter()
 
     def _params(self) -> dict[str, Any]:
@@ -66,9 +72,10 @@ class Snapshot:
         if self.path is None:
             return
         cuda = torch.cuda.is_available()
+        moments = optimizer and self.optimizer is not None
         blob = {
             "module": self.module.state_dict(),
-            "optimizer": self.optimizer.state_dict() if optimizer else {},
+            "optimizer": self.optimizer.state_dict() if moments else {},
             "best": self.best.state or {},
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if cuda else [],
@@ -92,10 +99,16 @@ class Snapshot:
         os.replace(tmp, self.path)
         self.last_write = time.perf_counter()
 
-    def after_epoch(self, epoch: int, last_loss: float, rng_state: dict) -> None:
+    def after_epoch(self, epoch: int, last_loss: float) -> None:
         if time.perf_counter() - self.last_write >= self.every:
-            meta = {"epoch": epoch, "done": False, "last_loss": last_loss, "rng": rng_state}
+            meta = {"epoch": epoch, "done": False, "last_loss": last_loss, "rng": self._rng()}
             self._write(meta, optimizer=True)
+
+    def _rng(self) -> dict | None:
+        """The sampler's state as of the start of the next epoch's draws (None: no sampler)."""
+        if self.rng is None:
+            return None
+        return self.rng_state() if self.rng_state is not None else self.rng.bit_generator.state
 
     def finish(self) -> None:
         """The final snapshot: the fit's end weights (the best epoch's, when validated) and
@@ -103,7 +116,7 @@ class Snapshot:
         epoch = self.model.history_[-1]["epoch"] if self.model.history_ else 0
         self._write({"epoch": epoch, "done": True, "last_loss": math.nan}, optimizer=False)
 
-    def restore(self, rng: np.random.Generator) -> dict[str, Any] | None:
+    def restore(self) -> dict[str, Any] | None:
         """Load the snapshot into the live objects; returns its meta, or None without one."""
         if self.path is None:
             raise ValueError("resume needs a checkpoint_dir, where the snapshot is written")
@@ -134,12 +147,14 @@ class Snapshot:
             self.model.best_epoch_ = meta["best_epoch"]
         if meta["done"]:
             return meta
-        self.optimizer.load_state_dict(blob["optimizer"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(blob["optimizer"])
         self.best.epoch, self.best.value = meta["best_epoch"] or 0, meta["best_value"]
         self.best.state = blob["best"] or None
         torch.set_rng_state(blob["torch_rng"])
         if blob["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(blob["cuda_rng"])
-        rng.bit_generator.state = meta["rng"]
+        if self.rng is not None:
+            self.rng.bit_generator.state = meta["rng"]
         self.state.update(meta["state"])
         return meta
