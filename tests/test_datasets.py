@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -161,11 +162,24 @@ def test_download_passes_the_pinned_hash_and_logs_unpinned_ones(
 
 
 # --------------------------------------------------------------------------- fixed splits
-def test_fixed_split_files(tmp_path: Path) -> None:
+def _pin(monkeypatch: pytest.MonkeyPatch, name: str, folder: Path) -> None:
+    """Pin ``name``'s files to the sha256 of the synthetic copies in ``folder``."""
+    spec = DATASETS[name]
+    files = tuple(
+        replace(f, known_hash="sha256:" + _fetch.pooch.file_hash(str(folder / f.name)))
+        for f in spec.files
+    )
+    monkeypatch.setitem(DATASETS, name, replace(spec, files=files))
+
+
+def test_fixed_split_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     jca = tmp_path / "jca-ml-1m"
     _put(jca, "train.csv", "userId,movieId\n1,1\n1,2\n2,1\n")
     _put(jca, "vali.csv", "userId,movieId\n1,2\n")
     _put(jca, "test.csv", "userId,movieId\n2,2\n")
+    with pytest.raises(DatasetNotFoundError, match=r"train.csv is not the published.*sha256"):
+        load_split_files("jca-ml-1m", data_dir=tmp_path, download=False)
+    _pin(monkeypatch, "jca-ml-1m", jca)
     frames = load_split_files("jca-ml-1m", data_dir=tmp_path, download=False)
     assert sorted(frames) == ["test", "train", "valid"] and len(frames["valid"]) == 1
     assert len(load_frame("jca-ml-1m", data_dir=tmp_path)) == 4  # vali ⊂ train: not twice
@@ -239,3 +253,94 @@ def test_real_jca_filter_reproduces_the_published_split(data_dir: Path) -> None:
     union = pd.concat([frames["train"], frames["test"]])
     theirs = np.unique(union["user"].to_numpy() * 10_000 + union["item"].to_numpy())
     assert np.array_equal(ours, theirs)
+
+
+def _jca_files(folder: Path, item: str, ids: list[str]) -> None:
+    """A tiny JCA-layout split: vali ⊂ train, test disjoint; ids written as given."""
+    u1, u2, i1, i2, i3 = ids
+    _put(folder, "train.csv", f"userId,{item}\n{u1},{i1}\n{u1},{i2}\n{u2},{i1}\n{u2},{i3}\n")
+    _put(folder, "vali.csv", f"userId,{item}\n{u1},{i2}\n")
+    _put(folder, "test.csv", f"userId,{item}\n{u1},{i3}\n{u2},{i2}\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "ids"),
+    [("jca-yelp", ["1", "2", "1", "2", "3"]), ("jca-games", ["1.0", "2.0", "1.0", "2.0", "3.0"])],
+)
+def test_jca_yelp_and_games_read_the_authors_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, ids: list[str]
+) -> None:
+    spec = DATASETS[name]
+    folder = "yelp" if name == "jca-yelp" else "VideoGame"
+    assert spec.fixed_split and spec.valid_in_train
+    assert [f.url.rsplit("/", 2)[-2:] for f in spec.files] == [
+        [folder, "train.csv"], [folder, "vali.csv"], [folder, "test.csv"]
+    ]  # fmt: skip
+    assert all(f.known_hash.startswith("sha256:") for f in spec.files)
+    _jca_files(tmp_path / name, "itemId", ids)
+    _pin(monkeypatch, name, tmp_path / name)
+    frames = load_split_files(name, data_dir=tmp_path, download=False)
+    assert frames["train"]["user"].dtype == np.int64
+    assert frames["test"].to_numpy().tolist() == [[1, 3], [2, 2]]
+    assert len(load_frame(name, data_dir=tmp_path)) == 6  # vali ⊂ train: not twice
+
+
+def test_jca_games_refuses_a_non_integral_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _jca_files(tmp_path / "jca-games", "itemId", ["1.0", "2.0", "1.0", "2.5", "3.0"])
+    _pin(monkeypatch, "jca-games", tmp_path / "jca-games")
+    with pytest.raises(ValueError, match=r"train.csv, line 3: item id 2.5 is not an integer"):
+        load_split_files("jca-games", data_dir=tmp_path, download=False)
+
+
+# --------------------------------------------------------------------------- local checksums
+def test_pinned_local_files_are_hashed_once(
+    tmp_path: Path, _isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "jca-ml-1m"
+    _jca_files(folder, "movieId", ["1", "2", "1", "2", "3"])
+    _pin(monkeypatch, "jca-ml-1m", folder)
+    calls = []
+    real = _fetch.pooch.file_hash
+
+    def counting(path: str, alg: str = "sha256") -> str:
+        calls.append(Path(path).name)
+        return real(path, alg=alg)
+
+    monkeypatch.setattr(_fetch.pooch, "file_hash", counting)
+    load_split_files("jca-ml-1m", data_dir=tmp_path, download=False)
+    assert sorted(calls) == ["test.csv", "train.csv", "vali.csv"]
+    assert (_isolated / "file-hashes.json").is_file()  # under $NCFLAB_CACHE_DIR
+    load_split_files("jca-ml-1m", data_dir=tmp_path, download=False)
+    assert len(calls) == 3  # cached by (path, size, mtime_ns)
+    test = folder / "test.csv"
+    before = test.stat().st_mtime_ns
+    test.write_text(test.read_text().replace("2,2", "2,1"))  # same size, new content
+    os.utime(test, ns=(before + 10**9, before + 10**9))  # a coarse clock may not tick
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_split_files("jca-ml-1m", data_dir=tmp_path, download=False)
+    msg = str(info.value)
+    expected = DATASETS["jca-ml-1m"].files[2].known_hash.split(":")[1]
+    for part in (str(test), "not the published test.csv", expected, real(str(test)), "delete"):
+        assert part in msg
+    assert calls.count("test.csv") == 2
+
+
+def test_unpacked_file_of_a_pinned_archive_is_used_unchecked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _put(tmp_path / "ml-1m", "ratings.dat", "1::2::3::4\n")  # ml-1m pins only its zip
+    with caplog.at_level(logging.DEBUG, logger="ncflab.data._fetch"):
+        assert len(load_frame("ml-1m", data_dir=tmp_path, download=False)) == 1
+    assert "no checksum of the file itself is pinned" in caplog.text
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if "checksum" in r.message)
+
+
+def test_a_damaged_hash_cache_only_costs_a_rehash(tmp_path: Path, _isolated: Path) -> None:
+    path = _put(tmp_path, "x.bin", "data")
+    _isolated.mkdir(parents=True, exist_ok=True)
+    (_isolated / "file-hashes.json").write_text("{not json")
+    digest = _fetch.file_digest(path, "sha256")
+    assert digest == _fetch.pooch.file_hash(str(path))
+    assert _fetch.file_digest(path, "md5") == _fetch.pooch.file_hash(str(path), alg="md5")

@@ -10,11 +10,16 @@ import pytest
 from ncflab.data.readers import (
     DataFormatError,
     read_amazon,
+    read_jca,
     read_movielens,
     read_ncf_negatives,
     read_ncf_rating,
+    read_negatives_file,
+    read_split_files,
     read_table,
+    read_user_file,
 )
+from ncflab.data.splits import split_from_frames
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:
@@ -132,3 +137,123 @@ def test_other_reader_errors(tmp_path: Path) -> None:
         read_table(csv, columns={"user": "userId", "item": "movieId", "score": "x"})
     with pytest.raises(FileNotFoundError, match="no such data file"):
         read_ncf_rating(tmp_path / "absent.rating")
+
+
+# --------------------------------------------------------------------------------- user files
+def test_user_file_formats_give_the_same_frame(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {"user": [3, 1], "item": [10, 20], "rating": [4.5, 1.0], "timestamp": [7, 8]}
+    )
+    csv = tmp_path / "r.csv"
+    frame.to_csv(csv, index=False)
+    tsv_gz = tmp_path / "r.tsv.gz"
+    frame.to_csv(tsv_gz, sep="\t", index=False)
+    tab = _write(tmp_path, "r.tab", frame.to_csv(sep="\t", index=False))
+    txt = _write(tmp_path, "r.txt", frame.to_csv(sep=";", index=False))
+    pq = tmp_path / "r.parquet"
+    frame.to_parquet(pq)
+    for path, sep in ((csv, None), (tsv_gz, None), (tab, None), (txt, ";"), (pq, None)):
+        got = read_user_file(path, sep=sep)
+        assert got["user"].dtype == np.int64 and got["rating"].dtype == np.float32
+        assert got.astype({"rating": float}).equals(frame), path
+
+
+def test_user_file_column_names_and_mapping(tmp_path: Path) -> None:
+    path = _write(tmp_path, "a.csv", "UserId,movie_id,stars,timestamp\n1,2,5,9\n")
+    got = read_user_file(path)  # aliases, case-insensitive; "stars" is not a rating name
+    assert list(got.columns) == ["user", "item", "timestamp"]
+    got = read_user_file(path, columns={"user": "UserId", "item": "movie_id", "rating": "stars"})
+    assert list(got.columns) == ["user", "item", "rating"]  # only what is mapped
+    both = _write(tmp_path, "b.csv", "user,userId,item\n1,2,3\n")
+    with pytest.raises(DataFormatError, match=r"columns \['user', 'userId'\] could each be"):
+        read_user_file(both)
+    assert read_user_file(both, columns={"user": "userId", "item": "item"})["user"].tolist() == [2]
+    none = _write(tmp_path, "c.csv", "a,b\n1,2\n")
+    with pytest.raises(DataFormatError, match=r"no column is the user column.*columns="):
+        read_user_file(none)
+    headless = _write(tmp_path, "d.csv", "1,2\n3,4\n")
+    with pytest.raises(DataFormatError, match="looks like data, not column names"):
+        read_user_file(headless)
+
+
+def test_user_file_ids_are_kept_as_written(tmp_path: Path) -> None:
+    path = _write(tmp_path, "a.csv", "user,item\n1,007\n2,8\n")
+    got = read_user_file(path)
+    assert got["user"].dtype == np.int64 and got["item"].tolist() == ["007", "8"]
+    path = _write(tmp_path, "b.csv", "user,item\n u1 ,1.0\n")
+    assert read_user_file(path).iloc[0].tolist() == [" u1 ", "1.0"]
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("user,item,rating\n1,2,3\n1,,4\n", r"line 3: missing field\(s\) \['item'\]"),
+        ("user,item,rating\n1,2,3\n1,2,good\n", r"line 3: rating 'good' is not a number"),
+        ("user,item,timestamp\n1,2,3.5\n", r"line 2: timestamp 3.5 is not an integer"),
+        ("user,item\n", r"is empty"),
+        ("", r"is empty"),
+        ("user,item\n1,2,3\n", r"line 2: 3 fields, but the header names 2"),
+        ("user,item\n1,2\n1,2,3\n", r"line 3 has 3 fields, expected 2"),
+    ],
+)
+def test_user_file_errors_name_file_line_and_value(tmp_path: Path, text: str, pattern: str) -> None:
+    path = _write(tmp_path, "u.csv", text)
+    with pytest.raises(DataFormatError, match=pattern) as info:
+        read_user_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_user_file_format_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"extension '.dat'.*pass sep"):
+        read_user_file(_write(tmp_path, "r.dat", "user,item\n1,2\n"))
+    pq = tmp_path / "r.parquet"
+    pd.DataFrame({"user": [1.0, np.nan], "item": [1, 2]}).to_parquet(pq)
+    with pytest.raises(DataFormatError, match=r"line 2: missing field"):
+        read_user_file(pq)
+    with pytest.raises(ValueError, match="sep=',' applies to text files"):
+        read_user_file(pq, sep=",")
+    with pytest.raises(FileNotFoundError, match="no such data file"):
+        read_user_file(tmp_path / "absent.csv")
+
+
+def test_negatives_files_in_three_layouts(tmp_path: Path) -> None:
+    ncf = _write(tmp_path, "x.test.negative", "(1,2)\t3\t4\n(5,6)\t7\t8\n")
+    wide = _write(tmp_path, "n.csv", "user,item,a,b\n1,2,3,4\n5,6,7,8\n")
+    long = _write(tmp_path, "l.tsv", "userId\titemId\n1\t3\n1\t4\n")
+    want = [[1, 2, 3, 4], [5, 6, 7, 8]]
+    assert read_negatives_file(ncf).to_numpy().tolist() == want
+    assert read_negatives_file(wide).to_numpy().tolist() == want
+    assert list(read_negatives_file(wide).columns) == ["user", "item", "neg_0", "neg_1"]
+    assert read_negatives_file(long).to_numpy().tolist() == [[1, 3], [1, 4]]
+    no_item = _write(tmp_path, "w.csv", "uid,n0,n1\n1,3,x9\n")
+    got = read_negatives_file(no_item, columns={"user": "uid", "item": "iid"})
+    assert got.iloc[0].tolist() == [1, "3", "x9"]  # one text id keeps every negative as text
+    ragged = _write(tmp_path, "r.csv", "user,n0,n1\n1,3,4\n2,5,\n")
+    with pytest.raises(DataFormatError, match=r"line 3: missing field"):
+        read_negatives_file(ragged)
+
+
+def test_read_split_files_feeds_split_from_frames(tmp_path: Path) -> None:
+    train = _write(tmp_path, "train.csv", "user,item,timestamp\n1,10,1\n1,11,2\n2,10,3\n")
+    test = _write(tmp_path, "test.csv", "user,item,timestamp\n1,12,4\n2,13,5\n")
+    negs = _write(tmp_path, "neg.test.negative", "(1,12)\t14\t15\n(2,13)\t11\t14\n")
+    frames = read_split_files({"train": train, "test": test, "negatives": negs})
+    assert sorted(frames) == ["negatives", "test", "train"]
+    split = split_from_frames(frames["train"], frames["test"], negatives=frames["negatives"])
+    assert split.negatives.shape == (2, 2) and split.n_items == 6
+    with pytest.raises(ValueError, match=r"unknown \['vali'\], missing \['test'\]"):
+        read_split_files({"train": train, "vali": test})
+    odd = _write(tmp_path, "odd.csv", "user,item\n1,u12\n")
+    with pytest.raises(ValueError, match=r"item ids are integers in \['train'\] but not in test"):
+        read_split_files({"train": train, "test": odd})
+
+
+def test_jca_reader_reads_float_ids_as_integers(tmp_path: Path) -> None:
+    path = _write(tmp_path, "train.csv", "userId,itemId\n1.0,2.0\n3.0,4.0\n")
+    got = read_jca(path, item_column="itemId")
+    assert got["user"].dtype == np.int64 and got.to_numpy().tolist() == [[1, 2], [3, 4]]
+    bad = _write(tmp_path, "test.csv", "userId,itemId\n1.0,2.0\n3.0,4.5\n")
+    with pytest.raises(DataFormatError, match=r"test.csv, line 3: item id 4.5 is not an integer"):
+        read_jca(bad, item_column="itemId")
+    with pytest.raises(DataFormatError, match=r"missing column\(s\) \['movieId'\]"):
+        read_jca(path)

@@ -10,6 +10,12 @@ pinned checksum; where none is pinned the spec's ``hash_note`` says why, and the
 was downloaded is logged so it can be recorded. A file that cannot be found or fetched raises
 :class:`DatasetNotFoundError`, naming every place searched and what to do.
 
+A local file whose own content is pinned (JCA's split files, the DMF file) and a local archive
+with a pinned checksum are checked before use (:func:`check_local`). Hashing ML-20M's zip takes
+seconds, so each digest is kept in ``<cache>/file-hashes.json`` under the file's absolute path
+and reused while its size and modification time (ns) are unchanged. A file unpacked from a
+pinned archive has no pin of its own: it is used without a check (logged at debug level).
+
 This module knows nothing of the dataset table; :mod:`ncflab.data.datasets` passes it the
 spec and the flat-safe names, and re-exports :class:`DatasetNotFoundError` and
 :func:`cache_dir`.
@@ -17,6 +23,7 @@ spec and the flat-safe names, and re-exports :class:`DatasetNotFoundError` and
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import zipfile
@@ -31,13 +38,22 @@ import pooch
 if TYPE_CHECKING:  # only for annotations: datasets.py imports this module
     from ncflab.data.datasets import DataFile, DatasetSpec
 
-__all__ = ["DatasetNotFoundError", "cache_dir", "fetch", "find", "flat_names"]
+__all__ = [
+    "DatasetNotFoundError",
+    "cache_dir",
+    "check_local",
+    "fetch",
+    "file_digest",
+    "find",
+    "flat_names",
+]
 
 log = logging.getLogger(__name__)
 
 # Names too generic to trust in a flat <dir>/<file> even when one dataset alone uses them today:
 # a train.csv next to other data may be any project's split, not JCA's.
 _GENERIC = frozenset({"train.csv", "test.csv", "vali.csv", "valid.csv", "ratings.csv"})
+_HASHES = "file-hashes.json"
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -135,12 +151,69 @@ def _verify(path: Path, known_hash: str | None) -> None:
     if known_hash is None:
         return
     alg, expected = known_hash.split(":")
-    actual = pooch.file_hash(str(path), alg=alg)
+    actual = file_digest(path, alg)
     if actual != expected:
         raise DatasetNotFoundError(
             f"{path} has {alg} {actual}, expected {expected} (the published archive); "
-            "replace it with the original download"
+            "replace it with the original download, or delete it to download it again"
         )
+
+
+def check_local(spec: DatasetSpec, file: DataFile, path: Path) -> Path:
+    """``path`` (a local copy of ``file``) after checking it against the file's own pin.
+
+    Raises:
+        DatasetNotFoundError: the content differs from the pinned one; the message names the
+            file, both digests and the remedies.
+    """
+    if file.known_hash is None:
+        # Either nothing is pinned (hash_note says why) or only the archive is, and a file
+        # unpacked by the user cannot be compared with a zip's checksum.
+        log.debug("%s: no checksum of the file itself is pinned; used unchecked", path)
+        return path
+    alg, expected = file.known_hash.split(":")
+    actual = file_digest(path, alg)
+    if actual != expected:
+        raise DatasetNotFoundError(
+            f"{path} is not the published {file.name} of dataset {spec.name!r}: its {alg} is "
+            f"{actual}, expected {expected}. Replace it with the original ({file.url}), or "
+            "delete it so that it is downloaded again."
+        )
+    return path
+
+
+def file_digest(path: Path, alg: str) -> str:
+    """The ``alg`` hex digest of ``path``, computed once per (path, size, mtime_ns).
+
+    The cache is a small JSON file in :func:`cache_dir` (so ``$NCFLAB_CACHE_DIR`` redirects
+    it); it is written atomically, and an unreadable or unwritable cache only costs a re-hash.
+    """
+    path = path.resolve()
+    stat = path.stat()
+    key, stamp = f"{alg}:{path}", [stat.st_size, stat.st_mtime_ns]
+    store = cache_dir() / _HASHES
+    known = _read_json(store)
+    entry = known.get(key)
+    if isinstance(entry, dict) and entry.get("stamp") == stamp:
+        return str(entry["digest"])
+    digest = pooch.file_hash(str(path), alg=alg)
+    known[key] = {"stamp": stamp, "digest": digest}
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        partial = store.with_name(f"{store.name}.{os.getpid()}.part")
+        partial.write_text(json.dumps(known, indent=1, sort_keys=True))
+        partial.replace(store)  # atomic: a concurrent reader sees the old or the new file
+    except OSError as err:
+        log.debug("could not record the digest of %s in %s: %s", path, store, err)
+    return digest
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # absent or damaged: start afresh (the digests are recomputed)
+    return data if isinstance(data, dict) else {}
 
 
 def _download(url: str, known_hash: str | None, folder: Path) -> Path:

@@ -15,7 +15,10 @@ import scipy.sparse as sp
 
 from ncflab.data.interactions import Interactions
 
-__all__ = ["Split"]
+__all__ = ["RELEVANT_IN_TRAIN", "Split"]
+
+# How full ranking treats a held-out item the user also has among the masked (earlier) items.
+RELEVANT_IN_TRAIN = ("rank", "miss")
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,8 +32,17 @@ class Split:
         negatives: (n_users, n_neg) int64 sampled negative items per user for sampled evaluation
             (the same negatives serve valid and test), or None for full ranking. Every row holds
             distinct items, none a positive of that user in train, valid or test. A row of -1
-            marks a user with no held-out record (never evaluated).
+            marks a user with no held-out record (never evaluated); -1 entries at the end of a
+            row are padding (a published row whose bad entries were dropped) and are skipped.
         info: how the split was made (rule, seed, sizes): stored with results.
+        relevant_in_train: full ranking's rule for a held-out item that the user also has in
+            the masked part (train, and valid when testing), which a published split may hold
+            (``split_from_frames(overlap="keep")``): "rank" (default: it is ranked like any
+            held-out item — repeat consumption) or "miss" (the JCA authors' evaluation: masked
+            like every train item, i.e. ranked after every item the user's row does not mask,
+            so never a hit while K is at most that many (always at the paper's K ≤ 15 on real
+            data), yet counted among the user's relevant items: in Recall's denominator and
+            NDCG's ideal). Sampled ranking ignores it.
     """
 
     train: Interactions
@@ -38,6 +50,10 @@ class Split:
     valid: Interactions | None = None
     negatives: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    relevant_in_train: str = "rank"
+
+    def __post_init__(self) -> None:
+        _check_choice("relevant_in_train", self.relevant_in_train, RELEVANT_IN_TRAIN)
 
     @property
     def n_users(self) -> int:
@@ -55,11 +71,14 @@ class Split:
         return m.tocsr()
 
     def fingerprint(self) -> str:
-        """Hash of train, valid, test and negatives: equal split ⇒ equal fingerprint."""
+        """Hash of train, valid, test, negatives and a non-default ``relevant_in_train`` (it
+        changes the metrics): equal split ⇒ equal fingerprint."""
         h = hashlib.sha256()
         for part in (self.train, self.valid, self.test):
             h.update(b"-" if part is None else part.fingerprint().encode())
         h.update(b"-" if self.negatives is None else np.ascontiguousarray(self.negatives).tobytes())
+        if self.relevant_in_train != "rank":  # so the fingerprints of existing splits stay
+            h.update(self.relevant_in_train.encode())
         return h.hexdigest()[:16]
 
 

@@ -10,19 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ncflab.data._fetch import DatasetNotFoundError, cache_dir, fetch, find, flat_names
+from ncflab.data._fetch import (
+    DatasetNotFoundError,
+    cache_dir,
+    check_local,
+    fetch,
+    find,
+    flat_names,
+)
 from ncflab.data.interactions import Interactions
 from ncflab.data.readers import (
     read_amazon,
+    read_jca,
     read_movielens,
     read_ncf_negatives,
     read_ncf_rating,
-    read_table,
 )
 
 __all__ = [  # cache_dir, DatasetNotFoundError: re-exported from ncflab.data._fetch
@@ -43,7 +51,9 @@ class DataFile:
         name: the file name looked for locally (and inside the archive's folder).
         reader: path → tidy frame (see :mod:`ncflab.data.readers`).
         url: direct download address when the dataset has no archive.
-        known_hash: pinned ``"md5:…"`` / ``"sha256:…"`` of ``url``'s content, or None.
+        known_hash: pinned ``"md5:…"`` / ``"sha256:…"`` of ``url``'s content, or None. A local
+            copy found under the dataset's name is checked against it once (the result is
+            cached by path, size and mtime; see :func:`ncflab.data._fetch.check_local`).
     """
 
     role: str
@@ -124,18 +134,40 @@ _NCF = (
 )
 _JCA = (
     "https://raw.githubusercontent.com/Zziwei/Joint-Collaborative-Autoencoder/"
-    "464226427d677a1f20f865e26bea30a42ec30367/data/ml-1m/"
+    "464226427d677a1f20f865e26bea30a42ec30367/data/"
 )
-_JCA_SHA256 = {
-    "train": "552a0bab5bfe70d46a2fa77687247fbf1fe48f4b0d386e50b70f8d7fa9c41196",
-    "valid": "05824a289b8460217d492565afded7fb0388840f0bc7c1fe91c0e34e8d67362a",
-    "test": "32d03b546ca1d5f3ac51677d183f9c789e6b695ad4fc06e0953b1a052b35689b",
-}
 _JCA_FILES = {"train": "train.csv", "valid": "vali.csv", "test": "test.csv"}
+# name → (the authors' folder, item column, {role: sha256}, description). Item columns as the
+# authors' data_preprocessor.py reads them (movieId for ml-1m, itemId for yelp and VideoGame).
+_JCA_SPLITS = {
+    "jca-ml-1m": ("ml-1m", "movieId", {
+        "train": "552a0bab5bfe70d46a2fa77687247fbf1fe48f4b0d386e50b70f8d7fa9c41196",
+        "valid": "05824a289b8460217d492565afded7fb0388840f0bc7c1fe91c0e34e8d67362a",
+        "test": "32d03b546ca1d5f3ac51677d183f9c789e6b695ad4fc06e0953b1a052b35689b",
+    }, "JCA's ML-1M split (Zhu et al. 2019): ratings > 3, 6,027 x 3,062, 80/20, vali in train"),
+    "jca-yelp": ("yelp", "itemId", {
+        "train": "b386f2c802f9016c33195778c7d107467517f6835c0063eb20c3aa35bf501a2d",
+        "valid": "ad535c533bb65973148ecd45ce4a860c5bb01fc4016a73aab8e3f65945ee9efa",
+        "test": "5ad6942ed1398ba5ff5e12714428c17546f73c739c71cae5f7a20d3a4c4be7aa",
+    }, "JCA's Yelp split (Zhu et al. 2019, Table 2: 12,705 x 9,245), 80/20, vali in train; "
+       "has duplicate rows and 4,109 test pairs also in train: choose overlap='clean'/'keep'"),
+    "jca-games": ("VideoGame", "itemId", {
+        "train": "268c243110745096557d34b51582bfa1e0f5272c9f7fcb0bde8fab6106613d7c",
+        "valid": "f29207af2e7527ffe00d24fe7ba38fada1be34ff9233580ffc332ad2721e0b24",
+        "test": "34aa38f6481504b9ba50973af6f846ea9c0470abb7b53d9f28ef36e8ea9e3d3d",
+    }, "JCA's Amazon Video Games split (Zhu et al. 2019, Table 2: 19,056 x 9,073), 80/20, "
+       "vali in train; ids written as floats (1.0), read as integers"),
+}  # fmt: skip
 
 
-def _read_jca(path: Path) -> pd.DataFrame:
-    return read_table(path, columns={"user": "userId", "item": "movieId"}, sep=",")
+def _jca(name: str) -> DatasetSpec:
+    folder, item_column, sha256, description = _JCA_SPLITS[name]
+    reader = partial(read_jca, item_column=item_column)
+    files = tuple(
+        DataFile(role, file, reader, f"{_JCA}{folder}/{file}", "sha256:" + sha256[role])
+        for role, file in _JCA_FILES.items()
+    )
+    return DatasetSpec(name, description, files, fixed_split=True, valid_in_train=True)
 
 
 def _movielens(name: str) -> DatasetSpec:
@@ -181,16 +213,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "ncf-pinterest-20": _ncf(
         "ncf-pinterest-20", "pinterest-20", "NCF's Pinterest split (He et al. 2017): LOO, 99 negs"
     ),
-    "jca-ml-1m": DatasetSpec(
-        "jca-ml-1m",
-        "JCA's ML-1M split (Zhu et al. 2019): ratings > 3, 6,027 x 3,062, 80/20, vali in train",
-        tuple(
-            DataFile(role, file, _read_jca, _JCA + file, "sha256:" + _JCA_SHA256[role])
-            for role, file in _JCA_FILES.items()
-        ),
-        fixed_split=True,
-        valid_in_train=True,
-    ),
+    **{name: _jca(name) for name in _JCA_SPLITS},
 }
 
 
@@ -218,14 +241,21 @@ def dataset_paths(
 ) -> dict[str, Path]:
     """role → local path of every file of ``name``, unpacking or downloading what is missing.
 
+    A file found locally whose own content is pinned (``DataFile.known_hash``) is checked
+    against the pin once; the digest is cached by (path, size, mtime) under :func:`cache_dir`.
+
     Raises:
-        KeyError: unknown name. DatasetNotFoundError: a file is missing and cannot be fetched.
+        KeyError: unknown name. DatasetNotFoundError: a file is missing and cannot be fetched,
+            or a local file is not the published one (the message names both hashes).
     """
     spec, flat = get_spec(name), _flat()
     paths = {}
     for file in spec.files:
         found = find(spec, file.name, data_dir, flat)
-        paths[file.role] = found or fetch(spec, file, data_dir, download, flat)
+        if found is None:
+            paths[file.role] = fetch(spec, file, data_dir, download, flat)
+        else:
+            paths[file.role] = check_local(spec, file, found)
     return paths
 
 

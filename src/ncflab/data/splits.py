@@ -4,15 +4,17 @@ Every function here is vectorised over users (sorts, ``bincount`` and ``searchso
 Python loop per user or per record) and draws its randomness from an explicit ``seed``, so a split
 and its candidates are repeatable bit for bit and can be fingerprinted with the results.
 
-This module holds the rule-based splits (:func:`leave_one_out`, :func:`ratio_split`) and is the
-public home of the split API: :class:`Split` (defined in :mod:`ncflab.data._split`), fixed splits
-read from files (:mod:`ncflab.data.fixed`) and sampled candidates (:mod:`ncflab.data.candidates`)
-are re-exported here.
+This module holds the rule-based splits (:func:`leave_one_out`, :func:`ratio_split`, and
+:func:`carve_validation`, which gives a published split without one a validation part by the same
+rules) and is the public home of the split API: :class:`Split` (defined in
+:mod:`ncflab.data._split`), fixed splits read from files (:mod:`ncflab.data.fixed`) and sampled
+candidates (:mod:`ncflab.data.candidates`) are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 
@@ -22,7 +24,9 @@ from ncflab.data.fixed import split_from_frames
 from ncflab.data.interactions import Interactions
 
 __all__ = [
+    "CARVE_RULES",
     "Split",
+    "carve_validation",
     "leave_one_out",
     "ratio_split",
     "sample_candidates",
@@ -33,6 +37,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SHORT_USER_RULES = ("error", "drop", "train")
+CARVE_RULES = ("loo", "ratio")
 
 
 # ------------------------------------------------------------------------ leave-one-out
@@ -177,6 +182,56 @@ def ratio_split(
 def _below(ratio: float, n: np.ndarray) -> np.ndarray:
     """(len(n),) max(1, ⌈ratio·n⌉ − 1); the tolerance absorbs float error (0.2·15 ≈ 3)."""
     return np.maximum(1, np.ceil(ratio * n - 1e-9).astype(np.int64) - 1)
+
+
+# ----------------------------------------------------------------------- carved validation
+def carve_validation(split: Split, rule: str, seed: int) -> Split:
+    """``split`` with a validation part carved from its train part by a protocol's own rule,
+    for published splits that come without one (NCF's files).
+
+    Args:
+        split: a split whose ``valid`` is None.
+        rule: "loo": each user's latest train record (by timestamp; ties as in
+            :func:`leave_one_out`: the later record in the input counts as more recent);
+            "ratio": per user, ``max(1, ⌈0.1·n⌉ − 1)`` of its n train records at random, the
+            size rule of :func:`ratio_split` (JCA's 10 % of train). Either way a user with a
+            single train record keeps it in train.
+        seed: seeds the "ratio" draw (recorded for "loo", which is deterministic).
+
+    Returns:
+        The split with train minus the carved records, ``valid`` = the carved records (in
+        train's record order), the same test and negatives — a carved record was a train
+        record, so the negatives already exclude it — and ``info["carved_validation"]``
+        recording the rule, seed and counts.
+    """
+    _check_choice("rule", rule, CARVE_RULES)
+    if split.valid is not None:
+        raise ValueError(
+            f"the split already has a validation part ({len(split.valid)} records); "
+            "carve_validation only adds one to a split without"
+        )
+    if rule == "loo":
+        if split.train.timestamps is None:
+            raise ValueError(
+                "carve_validation(rule='loo') takes each user's latest train record and these "
+                "train records have no timestamps; use rule='ratio'"
+            )
+        carved = leave_one_out(split.train, validation=None, short_users="train")
+    else:
+        carved = ratio_split(split.train, test_ratio=0.1, valid_ratio=0.0, seed=seed,
+                             short_users="train")  # fmt: skip
+    valid = carved.test
+    info = dict(split.info)
+    info["carved_validation"] = {
+        "rule": rule,
+        "seed": seed,
+        "records": len(valid),
+        "users": int((valid.user_counts() > 0).sum()),
+        "users_kept_in_train": carved.info["n_short_users"],
+    }
+    if "sizes" in info:
+        info["sizes"] = {**info["sizes"], "train": len(carved.train), "valid": len(valid)}
+    return replace(split, train=carved.train, valid=valid, info=info)
 
 
 # ------------------------------------------------------------------------- shared helpers

@@ -10,12 +10,17 @@ once — ML-20M's 138k × 27k score matrix is never materialised.
   they are train only — the test items stay unseen and compete as ordinary items, because test
   must not be touched (not even to hide it) before the final evaluation, and a validation score
   that depended on test would leak it into early stopping and tuning. A relevant item is never
-  masked, even if the user also has it in train (repeat consumption).
+  masked, even if the user also has it in train (repeat consumption) — unless the split says
+  ``relevant_in_train="miss"`` (a published split kept with ``overlap="keep"``): then, as in the
+  JCA authors' evaluation, it ranks after every unmasked item (so it is no hit unless K exceeds
+  their number) and still counts among the user's relevant items.
 - **sampled**: the candidates of a user are its held-out items of that part plus its row of
   ``split.negatives`` (He et al. 2017 §4.1: the test item among 99 sampled negatives), scored with
   ``model.score_items(users, items)`` as (B, C). Nothing is masked: negatives already exclude every
   positive; a negative that equals a relevant item (possible with published negative files) is
-  dropped so the item does not compete with itself.
+  dropped so the item does not compete with itself (one warning per evaluation gives the count),
+  and -1 entries in a row (padding left by ``split_from_frames(bad_negatives="drop")``) are not
+  candidates; a row of only -1 is a user without negatives, an error if the user is evaluated.
 
 Metrics and the pessimistic tie rule are defined in :mod:`ncflab.evaluation.metrics`.
 """
@@ -104,16 +109,21 @@ def evaluate(
     rel_csr = held.csr("binary")
     users = np.flatnonzero(np.diff(rel_csr.indptr) > 0)
     mask_csr = _mask_csr(split, part) if protocol == "full" else None
+    miss = split.relevant_in_train == "miss"
     columns: dict[str, list[np.ndarray]] = {}
+    n_dropped = 0
     with torch.no_grad():
         for start in range(0, len(users), batch_size):
             batch = users[start : start + batch_size]
             if protocol == "full":
-                ranked = _full_batch(model, batch, rel_csr, mask_csr, split.n_items)
+                ranked = _full_batch(model, batch, rel_csr, mask_csr, split.n_items, miss)
             else:
-                ranked = _sampled_batch(model, batch, rel_csr, split.negatives)
+                ranked, dropped = _sampled_batch(model, batch, rel_csr, split.negatives)
+                n_dropped += dropped
             for key, value in compute_metrics(ranked, ks, names).items():
                 columns.setdefault(key, []).append(value.cpu().numpy())
+    if n_dropped:
+        log.warning("dropping %d sampled negatives that are relevant items", n_dropped)
     per_user = pd.DataFrame({"user": users, **{k: np.concatenate(v) for k, v in columns.items()}})
     means = {key: float(per_user[key].mean()) for key in columns}
     means.update(f1_of_means(means))
@@ -249,9 +259,12 @@ def _full_batch(
     rel_csr: sp.csr_matrix,
     mask_csr: sp.csr_matrix,
     n_items: int,
+    miss_masked: bool = False,
 ) -> Ranked:
     """Rank every unmasked item for ``users`` (B,): relevant = their items in the part."""
-    _, rel_valid, rel_scores, other = _full_inputs(model, users, rel_csr, mask_csr, n_items)
+    _, rel_valid, rel_scores, other = _full_inputs(
+        model, users, rel_csr, mask_csr, n_items, miss_masked=miss_masked
+    )
     return rank_relevant(rel_scores, rel_valid, other)
 
 
@@ -261,11 +274,15 @@ def _full_inputs(
     rel_csr: sp.csr_matrix,
     mask_csr: sp.csr_matrix,
     n_items: int,
+    *,
+    miss_masked: bool = False,
 ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor]:
     """What full ranking of ``users`` (B,) ranks: their relevant items (B, R) int64 padded with
     item 0, the (B, R) bool valid mask, the (B, R) relevant scores, and the (B, n_items) scores
     of the other candidates with masked and relevant items at ``-inf`` (for ``rank_relevant``;
-    also used by ``ncflab.experiments.compare`` to know *which* relevant items are hits)."""
+    also used by ``ncflab.experiments.compare`` to know *which* relevant items are hits).
+    ``miss_masked``: a relevant item that is also masked scores as the user's lowest candidate
+    (``Split.relevant_in_train == "miss"``)."""
     scores = _scores(model, "score", (len(users), n_items), users)
     rel_items, rel_valid = _padded(rel_csr, users)
     dev = scores.device
@@ -275,32 +292,75 @@ def _full_inputs(
     for csr in (mask_csr, rel_csr):
         rows, cols, _ = _rows(csr, users)
         other[torch.from_numpy(rows).to(dev), torch.from_numpy(cols).to(dev)] = _NEG_INF
+    if miss_masked:
+        rel_scores = _miss_masked(rel_scores, rel_items, rel_valid, users, mask_csr, other)
     return rel_items, torch.from_numpy(rel_valid).to(dev), rel_scores, other
+
+
+def _miss_masked(
+    rel_scores: torch.Tensor,
+    rel_items: np.ndarray,
+    rel_valid: np.ndarray,
+    users: np.ndarray,
+    mask_csr: sp.csr_matrix,
+    other: torch.Tensor,
+) -> torch.Tensor:
+    """(B, R) relevant scores where a relevant item that is also masked gets the lowest score
+    among the user's candidates, so with pessimistic ties it ranks below all of them.
+
+    The JCA authors' evaluation (Zziwei/Joint-Collaborative-Autoencoder, utility.py,
+    ``test_model_all``: ``prediction = prediction + train_mask * -100000.0``, and Recall@k =
+    hits / ``len(u_test)`` over every test item) pushes train items below all others, so a test
+    item that is also a train item is never in the top k but still counts in the denominator.
+    Up to the user's number of unmasked items the positions are those of the authors' order
+    (unmasked items by score, then the masked ones), so every @K metric with K at most that
+    number equals theirs.
+    """
+    n_items = mask_csr.shape[1]
+    rows, cols, _ = _rows(mask_csr, users)
+    keys = np.arange(len(users))[:, None] * n_items + rel_items
+    masked = np.isin(keys, rows * n_items + cols) & rel_valid
+    if not masked.any():
+        return rel_scores
+    # A user without any candidate keeps -inf: ranked after all n_items slots, still no hit.
+    lowest = other.masked_fill(other == _NEG_INF, float("inf")).amin(dim=1, keepdim=True)
+    lowest = lowest.masked_fill(lowest == float("inf"), _NEG_INF)
+    where = torch.from_numpy(masked).to(rel_scores.device)
+    return torch.where(where, lowest.to(rel_scores.dtype), rel_scores)
 
 
 def _sampled_batch(
     model: object, users: np.ndarray, rel_csr: sp.csr_matrix, negatives: np.ndarray
-) -> Ranked:
-    """Rank each user's held-out items among its sampled negatives (no masking)."""
+) -> tuple[Ranked, int]:
+    """Rank each user's held-out items among its sampled negatives (no masking); also return
+    how many negatives were dropped for equalling a relevant item (``evaluate`` logs the total).
+
+    A -1 entry is an absent negative (padding), neither scored as an item nor counted; only a
+    row of -1 alone means the user has no negatives, an error for an evaluated user.
+    """
     negs = np.asarray(negatives[users], np.int64)
-    if (negs < 0).any():
-        bad = users[(negs < 0).any(axis=1)]
+    absent = negs == -1
+    if absent.all(axis=1).any():
+        bad = users[absent.all(axis=1)]
         raise ValueError(
             f"{len(bad)} evaluated users have no sampled negatives (rows of -1), e.g. user "
             f"index {int(bad[0])}; draw negatives for every user with a held-out record"
         )
     n_items = rel_csr.shape[1]
-    if negs.max() >= n_items:
-        raise ValueError(f"split.negatives holds item index {int(negs.max())} ≥ n_items={n_items}")
+    if negs.max() >= n_items or negs.min() < -1:
+        worst = int(negs.max()) if negs.max() >= n_items else int(negs.min())
+        raise ValueError(
+            f"split.negatives holds item index {worst}; expected [0, {n_items}) or -1 (absent)"
+        )
     rel_items, rel_valid = _padded(rel_csr, users)
-    candidates = np.concatenate([rel_items, negs], axis=1)
+    # Item 0 stands in for absent slots (the model needs an index); they are set to -inf below.
+    candidates = np.concatenate([rel_items, np.where(absent, 0, negs)], axis=1)
     scores = _scores(model, "score_items", candidates.shape, users, candidates)
     width, dev = rel_items.shape[1], scores.device
     other = scores[:, width:].clone()
     keys = users[:, None] * n_items
-    dup = np.isin(keys + negs, (keys + rel_items)[rel_valid])
-    if dup.any():
-        log.warning("dropping %d sampled negatives that are relevant items", int(dup.sum()))
-        other[torch.from_numpy(dup).to(dev)] = _NEG_INF
+    dup = np.isin(keys + negs, (keys + rel_items)[rel_valid]) & ~absent
+    if absent.any() or dup.any():
+        other[torch.from_numpy(absent | dup).to(dev)] = _NEG_INF
     rel_valid_t = torch.from_numpy(rel_valid).to(dev)
-    return rank_relevant(scores[:, :width], rel_valid_t, other)
+    return rank_relevant(scores[:, :width], rel_valid_t, other), int(dup.sum())
