@@ -15,7 +15,7 @@ import ncflab.models.dmf as dmf_module
 from ncflab.data.interactions import Interactions
 from ncflab.models import FitOptions, Recommender
 from ncflab.models.dmf import DMF, MU, dmf_loss
-from ncflab.models.jncf_net import RatingGraph
+from ncflab.models.sparse_input import RatingGraph
 
 # 2 users x 3 items: user 0 rated items 0 (4) and 2 (2); user 1 rated item 1 (5).
 R = np.array([[4.0, 0.0, 2.0], [0.0, 5.0, 0.0]], np.float32)

@@ -12,9 +12,10 @@ from test_contract import FAST, beats_outside, block_problem, interactions, sigm
 from test_contract import TINY as R
 
 from ncflab.models import FitOptions, Recommender
+from ncflab.models.autoencoder import block_pairs, pair_loss
 from ncflab.models.autorec import IAutoRec, UAutoRec, UIAutoRec
 from ncflab.models.jca import JCA
-from ncflab.models.jca_net import block_pairs, epoch_blocks, pair_loss
+from ncflab.models.jca_net import epoch_blocks
 
 # 3 users x 4 items, implicit: user 0 liked items 0 and 2, user 1 item 1, user 2 items 1-3.
 

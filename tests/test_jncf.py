@@ -11,7 +11,8 @@ from test_contract import FAST, beats_outside, block_problem
 
 from ncflab.data.interactions import Interactions
 from ncflab.models import FitOptions, Recommender
-from ncflab.models.jncf import JNCF, RatingGraph, SparseLinear, table6_layers
+from ncflab.models.jncf import JNCF, table6_layers
+from ncflab.models.sparse_input import RatingGraph, SparseLinear
 
 # 2 users x 3 items: user 0 rated items 0 (4) and 2 (2); user 1 rated item 1 (5).
 R = np.array([[4.0, 0.0, 2.0], [0.0, 5.0, 0.0]], np.float32)

@@ -8,8 +8,9 @@ the positives and one sampled negative per positive, re-drawn every epoch (§5.2
 sampling rate 1 for all models"), minibatches of 256 rows (§5.2), Adam with lr 0.003.
 UI-AutoRec averages the outputs of a separately trained U-AutoRec and I-AutoRec (§3.3, Table 1).
 
-Each model is one component of JCA's network (``jca_net.Autoencoder``) without f; scoring,
-storage and new-user scoring come from ``jca.AutoencoderRecommender``.
+Each model is one ``autoencoder_net.Autoencoder`` without f (UI-AutoRec: a user-side and an
+item-side one, ``UserItemAutoencoders``); scoring, storage, new-user scoring, the sampled
+negatives and the loss come from ``autoencoder``, shared with JCA.
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ import numpy as np
 import torch
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.jca import AutoencoderRecommender, check_common, is_finite_number
-from ncflab.models.jca_net import Autoencoder, JCAModule, block_pairs, pair_loss
+from ncflab.models.autoencoder import (
+    AutoencoderRecommender,
+    block_pairs,
+    check_common,
+    is_finite_number,
+    pair_loss,
+)
+from ncflab.models.autoencoder_net import Autoencoder, UserItemAutoencoders
 from ncflab.training.layers import seeded_generator
 from ncflab.training.loop import train_loop
 from ncflab.training.options import FitOptions
@@ -128,8 +135,8 @@ class UIAutoRec(UAutoRec):
     item_reg: float = 0.5
 
     def build(self, n_users: int, n_items: int) -> None:
-        # JCA's two-component module without f: scoring is then JCA's mean of the two.
-        self.module_ = JCAModule(n_users, n_items, self.hidden, False, self.seed)
+        # JCA's two components without f: scoring is then JCA's mean of the two.
+        self.module_ = UserItemAutoencoders(n_users, n_items, self.hidden, False, self.seed)
         self._clear_caches()
 
     def _components(self) -> tuple[Autoencoder | None, Autoencoder | None]:

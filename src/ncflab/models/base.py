@@ -126,6 +126,23 @@ class Recommender:
             raise IndexError(f"item indices {bad[:5].tolist()} outside [0, {self.n_items_})")
         return users, items
 
+    def recommend(
+        self, users: np.ndarray, k: int = 10, exclude: sp.spmatrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (item indices (B, k'), scores (B, k')) for user indices ``users`` (B,),
+        best first, k' = min(k, n_items). ``exclude``: an (n_users, n_items) sparse matrix
+        whose non-zeros are never returned, usually the items users already have
+        (``split.known_positives()`` or ``train.csr()``); a row with fewer than k allowed items
+        is padded with item -1 and score -inf."""
+        from ncflab.evaluation.topk import top_k
+
+        users = self.check_users(users)
+        if exclude is not None and exclude.shape != (self.n_users_, self.n_items_):
+            raise ValueError(
+                f"exclude must be ({self.n_users_}, {self.n_items_}), got {exclude.shape}"
+            )
+        return top_k(self, users, k, None if exclude is None else sp.csr_matrix(exclude))
+
     # ------------------------------------------------------------ new users
     def score_new_users(self, rows: sp.spmatrix) -> torch.Tensor:
         """(B, n_items) float32 CPU scores for users not seen in training, from their rows
@@ -241,8 +258,13 @@ class Recommender:
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"no saved model at {path} (expected {path / 'config.json'})")
-        config = json.loads((path / "config.json").read_text())
-        name = config["model"]
+        try:
+            config = json.loads((path / "config.json").read_text())
+            name = config["model"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+            raise ValueError(
+                f"{path / 'config.json'} is not a saved model's config: {err}"
+            ) from err
         if name not in MODELS:
             raise KeyError(f"saved model {name!r} is not in the registry {sorted(MODELS)}")
         model = MODELS[name](**config["params"])
@@ -250,8 +272,16 @@ class Recommender:
         for k, v in state.items():
             setattr(model, k, v)
         model.build(state["n_users_"], state["n_items_"])
-        arrays = load_file(str(path / "state.safetensors"))
-        model.load_arrays(arrays)
+        try:
+            arrays = load_file(str(path / "state.safetensors"))
+            model.load_arrays(arrays)
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # safetensors and torch raise several kinds on a bad file
+            raise ValueError(
+                f"{path / 'state.safetensors'} cannot be read as {name!r} weights (truncated, "
+                f"edited or from another model): {err}"
+            ) from err
         return model
 
     def load_arrays(self, arrays: dict[str, torch.Tensor]) -> None:

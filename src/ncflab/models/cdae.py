@@ -16,8 +16,8 @@ positive re-drawn every epoch, minibatches of 256 users, Adam with lr 0.003 and 
 on validation — our defaults, since JCA's Table 3 (F1@10 .1999 on ML-1M) is the figure to
 compare with; ``loss="log"`` gives the logistic loss of the CDAE paper.
 
-Speed: ỹ_u is sparse, so Wᵀ ỹ_u is J-NCF's embedding bag ``SparseLinear`` over the row's
-nonzeros (the dropped ones weighted 0); the decoder is dense over all items.
+Speed: ỹ_u is sparse, so Wᵀ ỹ_u is an embedding bag (``sparse_input.SparseLinear``) over the
+row's nonzeros (the dropped ones weighted 0); the decoder is dense over all items.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from torch import nn
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler
-from ncflab.models.jca import AutoencoderRecommender, is_finite_number
-from ncflab.models.jca_net import INIT_STD, RatingGraph
-from ncflab.models.jncf_net import SparseLinear
+from ncflab.models.autoencoder import AutoencoderRecommender, is_finite_number
+from ncflab.models.autoencoder_net import INIT_STD
+from ncflab.models.sparse_input import RatingGraph, SparseLinear
 from ncflab.training import losses
 from ncflab.training.layers import seeded_generator
 from ncflab.training.loop import train_loop
@@ -86,7 +86,7 @@ def cdae_loss(kind: str, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     """Summed data term over the logits of the observed items ``pos`` (P,) and of the sampled
     negatives ``neg`` (any shape): "mse" Σ (1 − σ(pos))² + Σ σ(neg)² (JCA's CDAE: sigmoid f,
     squared error), "log" Σ −log σ(pos) + Σ −log(1 − σ(neg)) (CDAE §4.2's logistic loss).
-    A sum over the minibatch, as JCA's λ grid is relative to one (see ``jca_net.pair_loss``)."""
+    A sum over the minibatch, as JCA's λ grid is relative to one (see ``autoencoder.pair_loss``)."""
     both = torch.cat([pos.reshape(-1), neg.reshape(-1)])
     target = torch.cat([torch.ones(pos.numel()), torch.zeros(neg.numel())]).to(both)
     if kind == "mse":

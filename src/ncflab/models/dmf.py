@@ -24,10 +24,11 @@ removes Y_ui from both for that pair (the first layer is linear, so that subtrac
 as J-NCF's option does. A validation or test pair is never in Y, so it is scored like any unseen
 pair.
 
-Speed: the first layer is J-NCF's sparse layer (``SparseLinear`` over ``RatingGraph`` bags), so a
-minibatch costs O(nnz of its rows and columns), never a dense (B, n_items) input; users and items
-repeated in a minibatch are computed once. Ranking normalises p_u once per user and q_i once per
-item (cached), so scoring all items is one (B, d) x (d, n_items) product.
+Speed: the first layer is an embedding bag (``sparse_input``: ``SparseLinear`` over
+``RatingGraph`` bags, as J-NCF's DF networks use it), so a minibatch costs O(nnz of its rows
+and columns), never a dense (B, n_items) input; users and items repeated in a minibatch are
+computed once. Ranking normalises p_u once per user and q_i once per item (cached), so scoring
+all items is one (B, d) x (d, n_items) product.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ from torch import nn
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models.base import Recommender
-from ncflab.models.jncf_net import Bag, RatingGraph, SparseLinear
 from ncflab.models.rating_input import RatingInput, rating_matrix
+from ncflab.models.sparse_input import Bag, RatingGraph, SparseLinear
 from ncflab.training.loop import minibatches, train_loop
 from ncflab.training.losses import log_loss
 from ncflab.training.options import FitOptions

@@ -24,13 +24,14 @@ import torch
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models.base import Recommender
-from ncflab.models.jncf_net import JNCFModule, RatingGraph, SparseLinear, table6_layers
+from ncflab.models.jncf_net import JNCFModule, table6_layers
 from ncflab.models.rating_input import RatingInput, rating_matrix
+from ncflab.models.sparse_input import RatingGraph
 from ncflab.training.loop import minibatches, train_loop
 from ncflab.training.losses import PAIRWISE, hybrid
 from ncflab.training.options import FitOptions
 
-__all__ = ["JNCF", "JNCFModule", "RatingGraph", "SparseLinear", "table6_layers"]
+__all__ = ["JNCF", "JNCFModule", "table6_layers"]
 
 log = logging.getLogger(__name__)
 

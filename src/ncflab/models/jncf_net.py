@@ -3,27 +3,25 @@
 Chen et al., "Joint Neural Collaborative Filtering for Recommender Systems", ACM TOIS 2019, §3.
 The estimator that trains and ranks with it is ``ncflab.models.jncf.JNCF``.
 
-Speed: the first DF layer is an embedding bag over the nonzeros of v_u / v_i (weighted by the
-ratings), so a minibatch costs O(nnz of its rows), never a dense (B, n_items) input; users and
-items repeated in a minibatch are computed once. For J-NCFc the first DI layer splits as
-W [z_u; z_i] = W_u z_u + W_i z_i, so it is applied once per user and once per item, and ranking
-all items for a user costs one add, ReLU and the small DI tail per item.
+Speed: the first DF layer is an embedding bag over the nonzeros of v_u / v_i, weighted by the
+ratings (``sparse_input.SparseLinear`` over ``RatingGraph`` bags), so a minibatch costs O(nnz of
+its rows), never a dense (B, n_items) input; users and items repeated in a minibatch are
+computed once. For J-NCFc the first DI layer splits as W [z_u; z_i] = W_u z_u + W_i z_i, so it
+is applied once per user and once per item, and ranking all items for a user costs one add,
+ReLU and the small DI tail per item.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NamedTuple
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Bag", "JNCFModule", "RatingGraph", "SparseLinear", "table6_layers"]
+from ncflab.models.sparse_input import RatingGraph, SparseLinear
+
+__all__ = ["JNCFModule", "table6_layers"]
 
 
 def table6_layers(df_depth: int, di_depth: int) -> tuple[list[int], list[int]]:
@@ -43,138 +41,12 @@ def table6_layers(df_depth: int, di_depth: int) -> tuple[list[int], list[int]]:
     return df, di
 
 
-class SparseLinear(nn.Module):
-    """The first DF layer W¹v + b¹ of Eq. 4 on a sparse rating vector v: an embedding bag that
-    sums the columns of W¹ at v's nonzeros, weighted by the ratings. ``weight`` (n_in, d) holds
-    W¹ transposed, so ``weight[j]`` is the column that rating j multiplies."""
-
-    def __init__(self, n_in: int, d_out: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(n_in, d_out))
-        self.bias = nn.Parameter(torch.empty(d_out))
-
-    def forward(
-        self, index: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor,
-        transpose: Callable[[], tuple[torch.Tensor, ...]] | None = None,
-    ) -> torch.Tensor:  # fmt: skip
-        """(R, d) pre-activations of R bags: ``index``/``values`` (nnz,), ``offsets`` (R,).
-        ``transpose`` gives the same nonzeros as bags per weight row (see ``_BagProduct``)."""
-        if transpose is None or not (torch.is_grad_enabled() and self.weight.requires_grad):
-            w = values
-            bag = F.embedding_bag(index, self.weight, offsets, mode="sum", per_sample_weights=w)
-        else:
-            bag = _BagProduct.apply(self.weight, index, offsets, values, transpose)
-        return bag + self.bias
-
-
-class _BagProduct(torch.autograd.Function):
-    """V W for a sparse V (R, n_in) given as bags, with the weight gradient Vᵀ G computed as an
-    embedding bag too: ``transpose()`` returns Vᵀ's rows as bags over the R output rows. PyTorch's
-    own embedding_bag backward scatters one row per nonzero and was 4x slower than this on
-    ML-1M (benchmarks/bench_jncf.py); the gradient is the same sum."""
-
-    @staticmethod
-    def forward(ctx, weight, index, offsets, values, transpose):  # noqa: ANN001, ANN205
-        ctx.transpose = transpose
-        return F.embedding_bag(index, weight, offsets, mode="sum", per_sample_weights=values)
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: ANN001, ANN205
-        t_index, t_offsets, t_values = ctx.transpose()
-        g = F.embedding_bag(
-            t_index, grad.contiguous(), t_offsets, mode="sum", per_sample_weights=t_values
-        )
-        return g, None, None, None, None
-
-
 def _mlp(widths: list[int]) -> nn.Sequential:
     """Linear + ReLU from widths[k] to widths[k + 1] (Eq. 4 and 6 use ReLU on every layer)."""
     layers: list[nn.Module] = []
     for a, b in zip(widths[:-1], widths[1:], strict=True):
         layers += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*layers)
-
-
-@dataclass(frozen=True, eq=False)
-class RatingGraph:
-    """The training rating matrix R (Eq. 3) on a device, as CSR of R (rows v_u) and of Rᵀ
-    (rows v_i), with per-row lookups in embedding-bag form."""
-
-    device: torch.device
-    user: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # indptr, indices, data of R
-    item: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # same for Rᵀ
-
-    @classmethod
-    def from_csr(cls, indptr, indices, data, n_items: int, device: torch.device) -> RatingGraph:
-        csr = sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, n_items))
-        return cls(device, cls._tensors(csr, device), cls._tensors(csr.T.tocsr(), device))
-
-    @staticmethod
-    def _tensors(csr: sp.csr_matrix, device: torch.device):
-        csr.sort_indices()
-        arrays = (csr.indptr.astype(np.int64), csr.indices.astype(np.int64), csr.data)
-        return tuple(torch.from_numpy(np.asarray(a)).to(device) for a in arrays)
-
-    @classmethod
-    def bag_from_csr(cls, csr: sp.csr_matrix, device: torch.device):
-        """Embedding-bag inputs (index, offsets, values) of every row of ``csr``."""
-        indptr, indices, data = cls._tensors(csr, device)
-        return indices, indptr[:-1], data  # every row in order: no gather needed
-
-    def user_bag(self, users: torch.Tensor) -> Bag:
-        """Bag inputs of v_u for ``users`` (U,): their rows of R."""
-        return _bag(self.user, self.item, users)
-
-    def item_bag(self, items: torch.Tensor) -> Bag:
-        """Bag inputs of v_i for ``items`` (I,): their columns of R."""
-        return _bag(self.item, self.user, items)
-
-
-class Bag(NamedTuple):
-    """Rows of a CSR matrix as embedding-bag inputs, and how to get the transposed selection
-    (the same nonzeros grouped by column) for the weight gradient, built only in backward."""
-
-    index: torch.Tensor
-    offsets: torch.Tensor
-    values: torch.Tensor
-    transpose: Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-
-
-def _bag(csr, csc, rows: torch.Tensor) -> Bag:
-    """Bag of ``rows`` of a matrix held as ``csr`` (indptr, indices, data) and as ``csc`` (the
-    CSR of its transpose), gathered without a Python loop. The gradient path (``transpose``)
-    needs ``rows`` strictly increasing, as ``torch.unique`` returns them."""
-    indptr, indices, data = csr
-    starts = indptr[rows]
-    lens = indptr[rows + 1] - starts
-    offsets = torch.cumsum(lens, 0) - lens
-    flat = torch.repeat_interleave(starts - offsets, lens)
-    flat = flat + torch.arange(len(flat), device=flat.device)
-
-    def transpose() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        # For every column j, the positions (in ``rows``) of the selected rows it meets: a
-        # mask over the transpose's nonzeros keeps those of selected rows, in column order.
-        t_indptr, t_indices, t_data = csc
-        if len(rows) > 1 and not bool((rows[1:] > rows[:-1]).all()):
-            raise ValueError("bag rows must be unique and sorted to back-propagate")
-        where = torch.full((len(indptr) - 1,), -1, dtype=torch.int64, device=rows.device)
-        where[rows] = torch.arange(len(rows), device=rows.device)  # rows are unique here
-        pos = where.index_select(0, t_indices)
-        keep = _flatnonzero(pos >= 0)
-        t_offsets = torch.searchsorted(keep, t_indptr[:-1])
-        return pos.index_select(0, keep), t_offsets, t_data.index_select(0, keep)
-
-    # index_select, not [], for these long 1-D gathers: 5x faster on CPU (aten::index is not
-    # vectorised for this case), and this was the largest cost of an ML-1M step.
-    return Bag(indices.index_select(0, flat), offsets, data.index_select(0, flat), transpose)
-
-
-def _flatnonzero(mask: torch.Tensor) -> torch.Tensor:
-    """Positions of the True entries of a 1-D mask; numpy's on CPU (7x faster than
-    torch.nonzero there on ML-1M's 1M nonzeros), torch's elsewhere."""
-    if mask.device.type == "cpu":
-        return torch.from_numpy(np.flatnonzero(mask.numpy()))
-    return torch.nonzero(mask).squeeze(1)
 
 
 class JNCFModule(nn.Module):

@@ -30,8 +30,8 @@ user's input at scoring time is their training row (valid and test items are nev
 ``score_new_users`` is the paper's strong generalisation: a user unseen in training is encoded
 from their rows (fold-in), with no retraining.
 
-Speed: the input is sparse, so the first layer is J-NCF's embedding bag ``SparseLinear`` over
-the row's nonzeros; drop-out and normalisation only change the bag's weights.
+Speed: the input is sparse, so the first layer is an embedding bag (``sparse_input.SparseLinear``)
+over the row's nonzeros; drop-out and normalisation only change the bag's weights.
 """
 
 from __future__ import annotations
@@ -45,9 +45,8 @@ import torch
 from torch import nn
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.jca import AutoencoderRecommender, is_finite_number
-from ncflab.models.jca_net import RatingGraph
-from ncflab.models.jncf_net import SparseLinear
+from ncflab.models.autoencoder import AutoencoderRecommender, is_finite_number
+from ncflab.models.sparse_input import RatingGraph, SparseLinear
 from ncflab.training import losses
 from ncflab.training.layers import seeded_generator
 from ncflab.training.loop import train_loop
@@ -155,6 +154,7 @@ class MultVAE(AutoencoderRecommender):
     epochs: int = 200
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.dims = tuple(self.dims)  # a list from TOML/JSON compares equal after save/load
 
     def build(self, n_users: int, n_items: int) -> None:

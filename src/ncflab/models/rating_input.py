@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.jncf_net import RatingGraph
+from ncflab.models.sparse_input import RatingGraph
 
 __all__ = ["RatingInput", "rating_matrix"]
 

@@ -1,0 +1,242 @@
+"""What the autoencoder recommenders share: the estimator base, and the sampled-pair objective.
+
+- :class:`AutoencoderRecommender`: the base of JCA, U-/I-/UI-AutoRec, CDAE and Mult-VAE/DAE. It
+  stores the 0/1 training matrix R (a fitted model needs its input rows), holds it on the device
+  as a ``RatingGraph``, starts a fit (checks, R, module, Adam), and scores by the mean of the
+  model's user and item components (Zhu, Wang, Caverlee, "Improving Top-K Recommendation via
+  Joint Collaborative Autoencoders", WWW 2019, Eq. 1–2), new users by the user component alone.
+- ``block_pairs`` and ``pair_loss``: the positives of a block of R, one sampled negative each,
+  and the summed hinge / BPR / squared-error data term over them (JCA §4.3, Eq. 3, §5.2), which
+  JCA and the AutoRec baselines (Sedhain et al., WWW 2015, as JCA §5.2 trains them) train on.
+
+The network they score with is ``autoencoder_net``. Section and equation numbers are JCA's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ncflab.data.interactions import Interactions
+from ncflab.data.sampling import NegativeSampler
+from ncflab.models.autoencoder_net import Autoencoder, decode_rows
+from ncflab.models.base import Recommender
+from ncflab.models.sparse_input import RatingGraph
+from ncflab.training import losses
+from ncflab.training.options import FitOptions
+
+__all__ = [
+    "LOSSES",
+    "AutoencoderRecommender",
+    "binary_csr",
+    "block_pairs",
+    "check_common",
+    "graph_of",
+    "is_finite_number",
+    "pair_loss",
+]
+
+LOSSES = ("hinge", "mse", "bpr")
+
+
+@dataclass(kw_only=True)
+class AutoencoderRecommender(Recommender):
+    """What the autoencoder recommenders share: the stored 0/1 training matrix R (``indptr_``,
+    ``indices_``), the bag inputs built from it, the Adam optimizer, and scoring as the mean of
+    whichever components the model has (``_components``): the user component's rows, the item
+    component's columns (JCA Eq. 1–2; CDAE and Mult-VAE/DAE override the scoring)."""
+
+    def _components(self) -> tuple[Autoencoder | None, Autoencoder | None]:
+        """(user component or None, item component or None) of the fitted model."""
+        raise NotImplementedError
+
+    def _store(self, train: Interactions) -> sp.csr_matrix:
+        """Keep R (n_users, n_items), 0/1, of ``train`` (scoring needs it); returns its CSR."""
+        csr = binary_csr(*_csr_arrays(train.csr("binary")), train.n_items)
+        self.n_users_, self.n_items_ = train.n_users, train.n_items
+        self.indptr_, self.indices_ = csr.indptr.astype(np.int64), csr.indices.astype(np.int64)
+        self._clear_caches()
+        return csr
+
+    def _setup(
+        self, train: Interactions, options: FitOptions
+    ) -> tuple[sp.csr_matrix, torch.nn.Module, RatingGraph, torch.optim.Optimizer]:
+        """The start of a fit that JCA, CDAE and Mult-VAE/DAE share: check the hyperparameters,
+        store R, build the module on ``options``' device; returns R's CSR, the module, its
+        bag graph and the Adam optimizer (``_optimizer``) at ``self.lr``."""
+        self._check_params()  # type: ignore[attr-defined]
+        device = options.torch_device()
+        csr = self._store(train)
+        self.build(train.n_users, train.n_items)
+        module = self.module_.to(device)
+        return csr, module, self._graph(device), self._optimizer(module, self.lr)  # type: ignore[attr-defined]
+
+    def _optimizer(self, module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+        """Adam (JCA §5.2), whose every step makes the cached item hidden layer stale."""
+        opt = torch.optim.Adam(module.parameters(), lr=lr, fused=True)
+        opt.register_step_post_hook(lambda *_: self._clear_caches(keep_graph=True))
+        return opt
+
+    # ------------------------------------------------------------------- scoring
+    @torch.no_grad()
+    def score(self, users: np.ndarray) -> torch.Tensor:
+        """(B, n_items) float32 CPU predictions r̂_u (Eq. 1–2: the mean of the components)."""
+        users = self.check_users(users)
+        user_ae, item_ae = self._components()
+        graph = self._graph(self._device())
+        u = torch.from_numpy(users).to(graph.device)
+        parts = []
+        if user_ae is not None:
+            parts.append(user_ae.eval().decode(user_ae.hidden(graph.user_bag(u), u)))
+        if item_ae is not None:
+            parts.append(decode_rows(item_ae.eval(), self._item_hidden(), u))
+        return (parts[0] if len(parts) == 1 else 0.5 * (parts[0] + parts[1])).float().cpu()
+
+    @torch.no_grad()
+    def score_new_users(self, rows: sp.spmatrix) -> torch.Tensor:
+        """(B, n_items) float32 CPU scores for users not seen in training, from their rows
+        ``rows`` (B, n_items), scipy sparse, any value > 0 = positive; no retraining.
+
+        Only the user component can score them: its input is a rating row and its weights are
+        per item. The item component's weights are per *training user* (V^I has a row and W^I
+        a column for each of the N users, Eq. 2), so a new user has no input weight in it and
+        no output; recomputing item columns with the row appended would still have no weight
+        for the new entry. Scores are therefore the user component's output h_user(R_new)
+        (for JCA, not ½ of the two components as ``score`` gives for training users).
+        """
+        self.check_fitted()
+        user_ae, _ = self._components()
+        if user_ae is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no user component: its weights are per training "
+                "user, so it cannot score a new user without retraining"
+            )
+        csr = self.check_rows(rows)  # implicit feedback (§3.1): every positive is a 1
+        graph = self._graph(self._device())
+        bag = RatingGraph.bag_from_csr(csr, graph.device)
+        empty = torch.empty(0, dtype=torch.long, device=graph.device)  # no f on the user side
+        return user_ae.eval().decode(user_ae.hidden(bag, empty)).float().cpu()
+
+    # ------------------------------------------------------------------- helpers
+    def _item_hidden(self) -> torch.Tensor:
+        """(n_items, H) hidden layer of the item component for all items, cached until the
+        next optimizer step (validation between epochs scores many user batches)."""
+        if self._hidden_cache is None:
+            _, item_ae = self._components()
+            graph = self._graph(self._device())
+            items = torch.arange(self.n_items_, device=graph.device)
+            self._hidden_cache = item_ae.eval().hidden(graph.item_bag(items), items)
+        return self._hidden_cache
+
+    def _graph(self, device: torch.device) -> RatingGraph:
+        if self._graph_cache is None or self._graph_cache.device != device:
+            csr = binary_csr(self.indptr_, self.indices_, self.n_items_)
+            self._graph_cache = graph_of(csr, device)
+        return self._graph_cache
+
+    def _clear_caches(self, keep_graph: bool = False) -> None:
+        self._hidden_cache = None
+        if not keep_graph:
+            self._graph_cache = None
+
+    def load_arrays(self, arrays: dict[str, torch.Tensor]) -> None:
+        super().load_arrays(arrays)
+        self._clear_caches()
+
+
+def pair_loss(kind: str, pos: torch.Tensor, neg: torch.Tensor, margin: float) -> torch.Tensor:
+    """Summed data term over pairs of a positive r̂_ui (P,) and its sampled negative r̂_uj (P,).
+
+    "hinge": Σ max(0, r̂_uj − r̂_ui + d), JCA Eq. 3; "bpr": Σ −ln σ(r̂_ui − r̂_uj) (JCA-BPR,
+    JCA §5.4); "mse": Σ (1 − r̂_ui)² + Σ r̂_uj² (JCA-MSE and AutoRec: squared error on the
+    positives and the sampled negatives, JCA §5.2 "negative sampling rate 1 for all models").
+    Sums, not means, as Eq. 3 writes it: JCA's λ values are relative to a sum over the minibatch.
+    """
+    n = pos.numel()
+    if kind == "hinge":
+        return losses.hinge(pos, neg[:, None], margin) * n
+    if kind == "bpr":
+        return losses.bpr(pos, neg[:, None]) * n
+    if kind == "mse":
+        both = torch.cat([pos, neg])
+        target = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
+        return losses.mse(both, target) * both.numel()
+    raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
+
+
+def block_pairs(
+    csr: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positives of the block C = R[rows][:, cols] and one uniform negative for each.
+
+    csr: (n_rows, n_cols) 0/1 training matrix with sorted indices; rows (n,), cols (m,): sorted
+    distinct indices. Each positive (u, i) of C gets an item j drawn uniformly from the columns
+    of C where user u has no positive (JCA §4.3: "C O_u^−, the negative samples of user u in C"),
+    independently per positive, as JCA's authors' ``pairwise_neg_sampling`` does; with all
+    columns, the one negative per positive of AutoRec's training (JCA §5.2). A user whose row
+    of C is all positives has no negative, so their positives are left out of this block.
+
+    Returns:
+        r, c, neg: (P,) int64 positions inside C — row, positive column, negative column.
+    """
+    n, m = len(rows), len(cols)
+    col_pos = np.full(csr.shape[1], -1, np.int64)
+    col_pos[cols] = np.arange(m)
+    starts = csr.indptr[rows].astype(np.int64)
+    lens = csr.indptr[rows + 1] - starts
+    offsets = np.cumsum(lens) - lens
+    flat = np.repeat(starts - offsets, lens) + np.arange(int(lens.sum()))
+    r = np.repeat(np.arange(n, dtype=np.int64), lens)
+    c = col_pos[csr.indices[flat]]
+    keep = c >= 0
+    r, c = r[keep], c[keep]  # sorted by (r, c): rows in order, cols sorted with the indices
+    full = np.bincount(r, minlength=n) >= m
+    if full.any():
+        r, c = r[~full[r]], c[~full[r]]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n))])
+    sub = sp.csr_matrix((np.ones(len(c), np.float32), c, indptr), shape=(n, m))
+    neg = NegativeSampler.from_csr(sub).draw(r, 1, rng)[:, 0]
+    return r, c, neg
+
+
+def binary_csr(indptr: np.ndarray, indices: np.ndarray, n_cols: int) -> sp.csr_matrix:
+    """The (n_rows, n_cols) 0/1 float32 CSR with sorted indices (JCA's implicit R, §3.1)."""
+    data = np.ones(len(indices), np.float32)
+    csr = sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, n_cols))
+    csr.sort_indices()
+    return csr
+
+
+def graph_of(csr: sp.csr_matrix, device: torch.device) -> RatingGraph:
+    """R and Rᵀ on ``device`` as embedding-bag inputs (rows for the user side, columns for the
+    item side)."""
+    return RatingGraph.from_csr(csr.indptr, csr.indices, csr.data, csr.shape[1], device)
+
+
+def check_common(model: Recommender, positive_ints: tuple[str, ...]) -> None:
+    """Validate the hyperparameters JCA and AutoRec share (names the bad value)."""
+    for key in positive_ints:
+        value = getattr(model, key)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{key} must be a positive integer, got {value!r}")
+    if model.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {model.loss!r}")
+    if not (is_finite_number(model.lr) and model.lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {model.lr!r}")
+    if not (is_finite_number(model.margin) and model.margin >= 0):
+        raise ValueError(f"margin must be a finite number >= 0, got {model.margin!r}")
+
+
+def is_finite_number(value: object) -> bool:
+    """A real int or float (not bool, NaN or ±inf): hyperparameters from TOML or JSON."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _csr_arrays(csr: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    csr = sp.csr_matrix(csr)
+    csr.sum_duplicates()
+    return csr.indptr.astype(np.int64), csr.indices.astype(np.int64)
