@@ -15,3 +15,34 @@ def data_dir() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip("NCFLAB_DATA_DIR is not set to a directory of datasets")
     return Path(value)
+
+
+@pytest.fixture
+def ratings_csv(tmp_path: Path) -> Path:
+    """A user's own small ratings file (CSV with a header, like MovieLens latest): 60 users ×
+    200 items, 12–20 records each, ratings 1–5, increasing timestamps; the same every time."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for user in range(1, 61):
+        items = rng.choice(np.arange(1, 201), size=int(rng.integers(12, 21)), replace=False)
+        for t, item in enumerate(items):
+            rows.append((user, int(item), float(rng.integers(1, 6)), 1_000_000 + 100 * user + t))
+    frame = pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"])
+    path = tmp_path / "my_ratings.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def cli():
+    """Run ``ncflab`` in-process: ``cli("train", "-m", …)`` → click's Result (exit_code,
+    output with stderr mixed in)."""
+    from typer.testing import CliRunner
+
+    from ncflab.cli import app
+
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [str(a) for a in args])

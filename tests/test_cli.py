@@ -138,8 +138,8 @@ def test_resume_finishes_a_killed_run_as_the_whole_run(
     assert _run(*args, "-o", str(tmp_path / "whole")).exit_code == 0
     report = training._report
 
-    def killed_after_epoch_2(record, options, advance) -> None:  # noqa: ANN001
-        report(record, options, advance)
+    def killed_after_epoch_2(record, *rest) -> None:  # noqa: ANN001
+        report(record, *rest)
         if record["epoch"] == 3:
             raise KeyboardInterrupt
 
@@ -162,4 +162,4 @@ def test_resume_finishes_a_killed_run_as_the_whole_run(
     res = _run("resume", str(tmp_path / "cut"))
     assert res.exit_code == 2 and "finished run" in res.output
     res = _run("resume", str(tmp_path))
-    assert res.exit_code == 2 and "not a run directory" in res.output
+    assert res.exit_code == 2 and "not a run folder" in res.output

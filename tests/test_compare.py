@@ -165,7 +165,7 @@ def test_bad_k_and_part_are_clear_errors(split: Split) -> None:
 def _write(out, split: Split, model, seed: int = 0) -> None:
     model.fit(split.train)
     test = evaluate(model, split, ks=(10,), metrics=["Precision"])
-    cfg = RunConfig(dataset="ml-100k", protocol="jca", model=model.name, seed=seed)
+    cfg = RunConfig(dataset="ml-100k", protocol="jca", model=model.name, split_seed=seed)
     write_run(out, cfg, model, split, test, {"test": test.means})
 
 
@@ -214,6 +214,8 @@ def test_runs_on_different_splits_are_refused(tmp_path, monkeypatch) -> None:
     assert res.exit_code == 2 and "different splits" in res.output
     # Without b's split.json its split is rebuilt from its config and then compared.
     (tmp_path / "b" / "split.json").unlink()
-    monkeypatch.setattr(run_module, "load_split", lambda config, protocol: _synthetic(config.seed))
+    monkeypatch.setattr(
+        run_module, "load_split", lambda config, protocol: _synthetic(config.split_seed)
+    )
     with pytest.raises(ValueError, match="different splits"):
         load_pair(tmp_path / "a", tmp_path / "b")

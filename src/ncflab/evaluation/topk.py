@@ -1,4 +1,8 @@
-"""Recommendations from a fitted model: top-K item lists with already-seen items excluded."""
+"""Recommendations from a fitted model: top-K item lists with excluded items never returned.
+
+The one implementation of masking and top-K behind ``Recommender.recommend``, ``ncflab
+recommend`` and anything that serves a model.
+"""
 
 from __future__ import annotations
 
@@ -6,42 +10,50 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ncflab.models.base import Recommender
-
 __all__ = ["top_k"]
 
 
 def top_k(
-    model: Recommender,
+    model: object,
     users: np.ndarray,
     k: int,
     exclude: sp.csr_matrix | None = None,
     batch_size: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` items for each user index.
+    """Top-``k`` items for each user index, best first.
 
     Args:
+        model: anything with ``score(users) -> (B, n_items)``.
         users: (B,) user indices.
-        exclude: (n_users, n_items) matrix whose non-zeros are never recommended (e.g. train).
+        k: how many items per user (a positive integer).
+        exclude: (n_users, n_items) matrix whose non-zeros are never recommended (the items
+            a user already has).
 
     Returns:
-        items (B, k') int64 and scores (B, k') float32, best first, with k' = min(k, n_items).
-        Excluded items get -inf and so come last; they only appear when a user has fewer than
-        k allowed items, with score -inf.
+        items (B, k') int64 and scores (B, k') float32 with k' = min(k, n_items). An excluded
+        item is never returned: a user with fewer than k allowed items gets them all, and the
+        rest of the row is item -1 with score -inf.
     """
-    if k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k}")
-    users = np.asarray(users, dtype=np.int64)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    users = np.asarray(users, dtype=np.int64).reshape(-1)
     items_out, scores_out = [], []
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         scores = torch.as_tensor(model.score(batch), dtype=torch.float32).clone()
+        allowed = torch.ones_like(scores, dtype=torch.bool)
         if exclude is not None:
             sub = exclude[batch].tocoo()
-            scores[torch.as_tensor(sub.row), torch.as_tensor(sub.col)] = -torch.inf
-        top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        items_out.append(top.indices.numpy())
-        scores_out.append(top.values.numpy())
+            allowed[torch.as_tensor(sub.row), torch.as_tensor(sub.col)] = False
+        # An allowed item may itself score -inf (a model's way of saying "never"), so the
+        # excluded ones are told apart by the mask, not by their score.
+        scores[~allowed] = -torch.inf
+        top = torch.topk(scores, min(int(k), scores.shape[1]), dim=1)
+        kept = torch.gather(allowed, 1, top.indices)
+        items = torch.where(kept, top.indices, -1)
+        values = torch.where(kept, top.values, -torch.inf)
+        items_out.append(items.numpy())
+        scores_out.append(values.numpy())
     if not items_out:
         return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
     return np.concatenate(items_out), np.concatenate(scores_out)

@@ -32,8 +32,9 @@ from ncflab.config import load_config
 from ncflab.data.splits import Split
 from ncflab.evaluation.metrics import rank_relevant
 from ncflab.evaluation.protocols import _check_request, _full_inputs, _mask_csr
-from ncflab.experiments.run import load_run, saved_fingerprint
+from ncflab.experiments.run import load_run
 from ncflab.models.base import Recommender
+from ncflab.runs import recorded_fingerprint
 
 __all__ = [
     "Hits",
@@ -112,11 +113,12 @@ def top_k_hits(
     rel_csr = held.csr("binary")
     users = np.flatnonzero(np.diff(rel_csr.indptr) > 0)
     mask_csr = _mask_csr(split, part)
+    miss = split.relevant_in_train == "miss"
     rows, cols = [], []
     with torch.no_grad():
         for start in range(0, len(users), batch_size):
             batch = users[start : start + batch_size]
-            r, c = _batch_hits(model, batch, rel_csr, mask_csr, split.n_items, k)
+            r, c = _batch_hits(model, batch, rel_csr, mask_csr, split.n_items, k, miss)
             rows.append(r + start)
             cols.append(c)
     rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
@@ -133,9 +135,13 @@ def _batch_hits(
     mask_csr: sp.csr_matrix,
     n_items: int,
     k: int,
+    miss_masked: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(batch row, item) of every hit of ``users`` (B,), from the evaluator's own ranking."""
-    rel_items, rel_valid, rel_scores, other = _full_inputs(model, users, rel_csr, mask_csr, n_items)
+    """(batch row, item) of every hit of ``users`` (B,), from the evaluator's own ranking
+    (``miss_masked``: a split evaluated as its authors did, ``Split.relevant_in_train``)."""
+    rel_items, rel_valid, rel_scores, other = _full_inputs(
+        model, users, rel_csr, mask_csr, n_items, miss_masked=miss_masked
+    )
     # rank_relevant returns positions for the relevant items ordered by descending score (stable
     # sort, padding last). Sorting them that way first makes its sort the identity, so position
     # j belongs to item rel_items[:, order[j]].
@@ -242,7 +248,7 @@ def saved_test_pair(
 def _saved_prints(run_a: str | Path, run_b: str | Path) -> list[str | None]:
     """Both runs' recorded split fingerprints; ValueError when both recorded one and they
     differ (hits or per-user values can only be paired on one split)."""
-    prints = [saved_fingerprint(run_a), saved_fingerprint(run_b)]
+    prints = [recorded_fingerprint(run_a), recorded_fingerprint(run_b)]
     if prints[0] and prints[1] and prints[0] != prints[1]:
         raise ValueError(_mismatch(run_a, run_b, prints[0], prints[1]))
     return prints

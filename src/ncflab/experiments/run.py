@@ -1,38 +1,34 @@
-"""One run: load data → split → fit (early stopping on validation) → evaluate test once → write.
+"""One run: resolve the config → build the model → split → fit (early stopping on validation)
+→ evaluate test once → write the run folder (``ncflab.runs``: atomic, ordered, locked).
 
-A run directory holds everything needed to trust and repeat the result::
-
-    config.toml      the resolved configuration (defaults filled in)
-    split.json       the split's rule, sizes and fingerprints (data, split + candidates)
-    metrics.json     {"valid": {...}, "test": {...}, "fingerprint": ..., "history": [...]}
-    per_user.csv     test metrics per user (original user ids)
-    model/           the trained model (config.json + state.safetensors, no pickle)
-    log.txt          the run's log
-
-``load_run`` reads one back: the split is rebuilt from ``config.toml`` and must have the
-fingerprint stored in ``split.json``, so a model is never evaluated on data it was not made for.
+``load_run`` reads a finished run back: its model files are checked against the SHA-256
+recorded at save, and its split is rebuilt from ``config.toml`` and must have the fingerprint
+the run recorded, so a model is never evaluated or asked for recommendations on data it was
+not made for.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
+from ncflab import runs
 from ncflab.config import RunConfig, load_config
-from ncflab.data.datasets import DATASETS, load_dataset, load_split_files
-from ncflab.data.splits import Split, split_from_frames, with_negatives
+from ncflab.data.splits import Split
 from ncflab.evaluation.protocols import EvalResult, evaluate, make_validator
-from ncflab.experiments.presets import Protocol, get_protocol, make_split
+from ncflab.experiments.data import load_split, resolve_config
+from ncflab.experiments.presets import get_protocol
 from ncflab.models import MODELS, FitOptions, Recommender
-from ncflab.training.loop import SNAPSHOT_FILE
+from ncflab.training.options import resolve_device
 
 __all__ = [
     "RunResult",
@@ -40,11 +36,11 @@ __all__ = [
     "final_test",
     "load_run",
     "load_split",
+    "per_user_frame",
     "refit_train_valid",
-    "refuse_unfinished",
     "run_experiment",
-    "saved_fingerprint",
     "summarize",
+    "write_run",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,10 +55,12 @@ class RunResult:
     valid: EvalResult | None
     test: EvalResult
     metrics: dict[str, Any]
+    config: RunConfig
 
 
 def build_model(name: str, params: dict[str, Any], seed: int) -> Recommender:
-    """A registry model with hyperparameter overrides; unknown names and fields are errors."""
+    """A registry model with hyperparameter overrides; unknown names and fields, and values of
+    the wrong type or range, are errors (before any data is read)."""
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
     cls = MODELS[name]
@@ -73,73 +71,69 @@ def build_model(name: str, params: dict[str, Any], seed: int) -> Recommender:
     return cls(**{"seed": seed, **params})
 
 
-def load_split(config: RunConfig, protocol: Protocol) -> Split:
-    """The split a config asks for: a named dataset split by the protocol, or a fixed split
-    read from files (``jca-ml-1m``, ``ncf-*``), whose given negatives are kept."""
-    spec = DATASETS.get(config.dataset)
-    if spec is not None and getattr(spec, "fixed_split", False):
-        frames = load_split_files(config.dataset, data_dir=config.data_dir)
-        split = split_from_frames(
-            frames["train"],
-            frames["test"],
-            valid=frames.get("valid"),
-            negatives=frames.get("negatives"),
-            valid_in_train=getattr(spec, "valid_in_train", False),
-        )
-        if protocol.n_negatives and split.negatives is None:
-            split = with_negatives(split, protocol.n_negatives, config.split_seed)
-        split.info["protocol"] = protocol.name
-        return split
-    inter = load_dataset(config.dataset, data_dir=config.data_dir)
-    return make_split(protocol, inter, seed=config.split_seed)
-
-
 def run_experiment(
     config: RunConfig,
     out: str | Path | None = None,
-    progress: bool = False,
+    *,
     resume: bool = False,
+    force: bool = False,
+    on_progress: Any = None,
 ) -> RunResult:
-    """Run ``config`` end to end; write the run directory when ``out`` is given
-    (``progress``: show the training loop's progress bar, for the CLI).
+    """Run ``config`` end to end; write the run folder ``out`` when given.
 
-    ``config.toml`` is written before training, so a killed run can be resumed:
-    ``resume=True`` continues the training loop from the snapshot in ``out/checkpoint`` (see
-    ``train_loop``), and the run ends as the uninterrupted one would have. Its ``fit_seconds``
-    then count only this process's part, and ``metrics.json`` says ``"resumed": true``."""
+    ``force`` replaces a finished run in ``out`` (nothing of it survives); ``resume``
+    continues a killed run from its snapshot (the split must be the one it started on) and
+    ends as the uninterrupted run would have; its ``fit_seconds`` then count only this
+    process's part, and ``metrics.json`` says ``"resumed": true``. ``on_progress`` receives
+    the training progress events (``FitOptions.on_progress``)."""
     if resume and out is None:
-        raise ValueError("resume needs the run directory (out) whose snapshot to continue")
-    checkpoint = Path(out) / "checkpoint" if out else None
-    if not resume:
-        refuse_unfinished(out)
-    resumed = resume and checkpoint is not None and any(checkpoint.rglob(SNAPSHOT_FILE))
+        raise ValueError("resume needs the run folder whose snapshot to continue")
+    config = resolve_config(config)
     protocol = get_protocol(config.protocol)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
+    resolve_device(config.train.device)  # no CUDA for "cuda": said now, not after the split
     # Build the model first: an unknown name or hyperparameter fails before any data is read.
     model = build_model(config.model, config.params, config.seed)
-    t0 = time.perf_counter()
-    split = load_split(config, protocol)
-    log.info(
-        "split %s ready in %.1fs: %s", split.fingerprint(), time.perf_counter() - t0, split.info
-    )
-    ks, metrics = protocol.ks, protocol.metrics
-    kind = protocol.evaluation
+    with ExitStack() as stack:
+        writer = None
+        if out is not None:
+            writer = stack.enter_context(runs.writer(out, force=force, resume=resume))
+            stack.enter_context(writer.logging_to_file(append=resume))
+            if not resume:
+                writer.write_config(config.to_toml())
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        t0 = time.perf_counter()
+        split = load_split(config, protocol)
+        log.info("split %s ready in %.1fs: %s", split.fingerprint(), time.perf_counter() - t0,
+                 split.info)  # fmt: skip
+        if writer is not None:
+            if resume:
+                writer.check_split(split.fingerprint(), protocol.name)
+            else:
+                writer.write_split(split_record(split))
+        return _fit_and_test(config, model, split, writer, resume, on_progress)
+
+
+def _fit_and_test(
+    config: RunConfig,
+    model: Recommender,
+    split: Split,
+    writer: runs.RunWriter | None,
+    resume: bool,
+    on_progress: Any,
+) -> RunResult:
+    resumed = resume and writer is not None and runs.has_snapshot(writer.path)
+    protocol = get_protocol(config.protocol)
+    kind, ks, metrics = protocol.evaluation, protocol.ks, protocol.metrics
     validator = None
     if split.valid is not None and len(split.valid):
         validator = make_validator(split, protocol=kind, ks=ks, metrics=metrics)
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "config.toml").write_text(config.to_toml())
-    options = FitOptions(
+    options = dataclasses.replace(
+        config.train,
         validate=validator,
-        monitor=config.train.monitor or protocol.monitor,
-        patience=protocol.patience if config.train.patience is None else config.train.patience,
-        eval_every=config.train.eval_every,
-        device=config.train.device,
-        checkpoint_dir=checkpoint,
+        checkpoint_dir=None if writer is None else writer.checkpoint,
         resume=resume,
-        snapshot_seconds=config.train.snapshot_seconds,
+        on_progress=on_progress,
     )
     t1 = time.perf_counter()
     model.fit(split.train, options)
@@ -158,23 +152,22 @@ def run_experiment(
     )
     log.info("valid: %s", valid.means if valid else "no validation part")
     log.info("test (%d users, %s): %s", test.n_users, kind, test.means)
-    if out is not None:
-        write_run(Path(out), config, model, split, test, record)
-    return RunResult(model, split, valid, test, record)
+    if writer is not None:
+        writer.finish(model, record, per_user_frame(test, split))
+    return RunResult(model, split, valid, test, record, config)
 
 
-def refuse_unfinished(out: str | Path | None) -> None:
-    """Raise when ``out`` holds a run that was killed before it finished (a training snapshot,
-    its own or a pre-trained part's, and no ``metrics.json``): starting another run there would
-    overwrite what it had trained, which ``ncflab resume`` can finish."""
-    if out is None or (Path(out) / "metrics.json").is_file():
-        return
-    snapshots = sorted((Path(out) / "checkpoint").rglob(SNAPSHOT_FILE))
-    if snapshots:
-        raise ValueError(
-            f"{out} holds an unfinished run ({snapshots[0]}): `ncflab resume {out}` finishes "
-            "it; delete the folder to start it over"
-        )
+def split_record(split: Split) -> dict[str, Any]:
+    """What ``split.json`` holds: the split's rule, sizes and fingerprints."""
+    return {**split.info, "fingerprint": split.fingerprint(), "data": split.train.fingerprint()}
+
+
+def per_user_frame(test: EvalResult, split: Split) -> pd.DataFrame:
+    """The per-user test metrics with original user ids (``per_user.csv``)."""
+    per_user = test.per_user.copy()
+    if "user" in per_user.columns:
+        per_user["user"] = split.train.user_ids[per_user["user"].to_numpy()]
+    return per_user
 
 
 def final_test(
@@ -246,54 +239,57 @@ def refit_train_valid(
 
 
 def write_run(
-    out: Path, config: RunConfig, model: Recommender, split: Split, test: EvalResult, record: dict
-) -> None:
-    """Write the run directory (see the module docstring)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.toml").write_text(config.to_toml())
-    info = {**split.info, "fingerprint": split.fingerprint(), "data": split.train.fingerprint()}
-    (out / "split.json").write_text(json.dumps(info, indent=2, default=str))
-    (out / "metrics.json").write_text(json.dumps(record, indent=2, default=float))
-    per_user = test.per_user.copy()
-    if "user" in per_user.columns:
-        per_user["user"] = split.train.user_ids[per_user["user"].to_numpy()]
-    per_user.to_csv(out / "per_user.csv", index=False)
-    model.save(out / "model")
-
-
-def saved_fingerprint(run: str | Path) -> str | None:
-    """The split fingerprint stored in ``run/split.json``, or None when the run has none."""
-    path = Path(run) / "split.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text()).get("fingerprint") or None
+    out: str | Path,
+    config: RunConfig,
+    model: Recommender,
+    split: Split,
+    test: EvalResult,
+    record: dict[str, Any],
+    *,
+    force: bool = False,
+) -> Path:
+    """Write a run made by hand (a model fitted and tested from Python) as a finished run
+    folder, through the same ordered, locked writer ``run_experiment`` uses; ``record``
+    becomes ``metrics.json`` (the split fingerprint is added)."""
+    fingerprint = {"data": split.train.fingerprint(), "split": split.fingerprint()}
+    record = {"model": config.model, "dataset": config.dataset, "protocol": config.protocol,
+              **record, "fingerprint": fingerprint}  # fmt: skip
+    with runs.writer(out, force=force) as w:
+        w.write_config(config.to_toml())
+        w.write_split(split_record(split))
+        w.finish(model, record, per_user_frame(test, split))
+    return Path(out)
 
 
 def load_run(
     run: str | Path, *, data_dir: str | None = None, split: Split | None = None
 ) -> tuple[RunConfig, Split, Recommender]:
-    """Read a run directory back: its resolved config, its split rebuilt from the config (the
-    fingerprint checked against ``split.json``) and its saved model.
+    """Read a finished run folder back: its config, its split rebuilt from the config (the
+    fingerprint checked against the one the run recorded) and its model (each file checked
+    against the SHA-256 recorded at save). Any mismatch is a ``RunError`` naming it.
 
     Args:
-        run: a directory written by ``run_experiment(..., out=run)``.
+        run: a folder written by ``run_experiment(..., out=run)``.
         data_dir: overrides the config's ``data_dir`` (the data may have moved).
         split: a split already rebuilt for another run; reused (not rebuilt) when this run's
-            saved fingerprint equals its fingerprint, as when two runs share one split.
+            recorded fingerprint equals its fingerprint, as when two runs share one split.
     """
-    run = Path(run)
-    config = load_config(run / "config.toml")
+    run = runs.require_finished(run)
+    config = load_config(run / runs.CONFIG)
     if data_dir is not None:
-        config.data_dir = data_dir
-    saved = saved_fingerprint(run)
-    if split is None or saved is None or saved != split.fingerprint():
+        config.data_dir = str(Path(data_dir).expanduser().resolve())
+    model_dir = runs.check_model_files(run)
+    saved = runs.recorded_fingerprint(run)
+    if saved is None:
+        raise runs.RunError(f"{run} records no split fingerprint: its data cannot be checked")
+    if split is None or saved != split.fingerprint():
         split = load_split(config, get_protocol(config.protocol))
-        if saved and saved != split.fingerprint():
-            raise ValueError(
-                f"the rebuilt split has fingerprint {split.fingerprint()}, the run was made on "
-                f"{saved}: the data or the code changed"
+        if saved != split.fingerprint():
+            raise runs.RunError(
+                f"the data of {run} now gives split {split.fingerprint()}, the run was made on "
+                f"{saved}: the data files (data_dir {config.data_dir}) or the code changed"
             )
-    return config, split, Recommender.load(run / "model")
+    return config, split, Recommender.load(model_dir)
 
 
 def summarize(records: list[dict]) -> dict[str, dict[str, dict[str, float]]]:

@@ -22,6 +22,7 @@ and time, and the best trial.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -33,11 +34,13 @@ from typing import Any
 
 import torch
 
+from ncflab import runs
 from ncflab.config import RunConfig
 from ncflab.data.splits import Split
 from ncflab.evaluation.protocols import evaluate, make_validator
+from ncflab.experiments.data import resolve_config
 from ncflab.experiments.presets import Protocol, get_protocol
-from ncflab.experiments.run import build_model, final_test, load_split, write_run
+from ncflab.experiments.run import build_model, final_test, load_split, per_user_frame, split_record
 from ncflab.models import MODELS, FitOptions, Recommender
 
 __all__ = ["TuneResult", "check_space", "run_tuning", "search_space", "tune_split"]
@@ -149,8 +152,8 @@ def tune_split(
     kind, ks, metrics = protocol.evaluation, protocol.ks, protocol.metrics
     validator = make_validator(split, protocol=kind, ks=ks, metrics=metrics)
     base = options or FitOptions()
-    fit_options = dataclasses.replace(base, validate=validator, monitor=protocol.monitor)
-    monitor = fit_options.monitor
+    monitor = base.monitor or protocol.monitor
+    fit_options = dataclasses.replace(base, validate=validator, monitor=monitor)
     samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
     study = optuna.create_study(direction="maximize", sampler=samplers[sampler](seed=seed))
     records: list[dict[str, Any]] = []
@@ -194,49 +197,56 @@ def run_tuning(
     timeout: float | None = None,
     space: dict[str, Any] | None = None,
     sampler: str = "tpe",
+    force: bool = False,
 ) -> tuple[TuneResult, dict[str, Any]]:
     """Tune ``config.model`` on ``config``'s split (``space``: the model's own when None), then
-    evaluate the best trial's model once on test; write the run directory and ``tune.json``.
-    Returns the search and the run record (as ``metrics.json``)."""
+    evaluate the best trial's model once on test; write the run folder (``config.toml`` = the
+    chosen values) and ``tune.json``. Returns the search and the run record (``metrics.json``)."""
+    config = resolve_config(config)
     protocol = get_protocol(config.protocol)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
     space = check_space(config.model, space) if space else search_space(config.model)
-    split = load_split(config, protocol)
-    options = FitOptions(
-        patience=protocol.patience if config.train.patience is None else config.train.patience,
-        eval_every=config.train.eval_every,
-        device=config.train.device,
-    )
-    result = tune_split(
-        config.model,
-        split,
-        protocol,
-        space,
-        trials=trials,
-        timeout=timeout,
-        params=config.params,
-        seed=config.seed,
-        sampler=sampler,
-        options=options,
-    )
-    model, test, record = final_test(
-        result.model,
-        split,
-        config,
-        options,
-        result.best_valid,
-        tuning={"budget": result.budget, "space": space},
-    )
-    chosen = dataclasses.replace(config, params=result.best_params)
-    if out is not None:
-        out = Path(out)
-        write_run(out, chosen, model, split, test, record)
-        tune_record = {
-            "space": space,
-            "budget": result.budget,
-            "best": {"params": result.best_params, "valid": result.best_valid},
-            "trials": result.trials,
-        }
-        (out / "tune.json").write_text(json.dumps(tune_record, indent=2, default=float))
+    build_model(config.model, config.params, config.seed)  # bad fixed values fail before data
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if out is not None:
+            writer = stack.enter_context(runs.writer(out, force=force))
+            stack.enter_context(writer.logging_to_file(append=False))
+            writer.write_config(config.to_toml())
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        split = load_split(config, protocol)
+        if writer is not None:
+            writer.write_split(split_record(split))
+        options = dataclasses.replace(config.train)
+        result = tune_split(
+            config.model,
+            split,
+            protocol,
+            space,
+            trials=trials,
+            timeout=timeout,
+            params=config.params,
+            seed=config.seed,
+            sampler=sampler,
+            options=options,
+        )
+        model, test, record = final_test(
+            result.model,
+            split,
+            config,
+            options,
+            result.best_valid,
+            tuning={"budget": result.budget, "space": space},
+        )
+        if writer is not None:
+            chosen = dataclasses.replace(config, params=result.best_params)
+            writer.write_config(chosen.to_toml())
+            tune_record = {
+                "space": space,
+                "budget": result.budget,
+                "best": {"params": result.best_params, "valid": result.best_valid},
+                "trials": result.trials,
+            }
+            text = json.dumps(tune_record, indent=2, default=float)
+            writer.finish(model, record, per_user_frame(test, split), {runs.TUNE: text})
     return result, record

@@ -1,0 +1,5 @@
+"""``python -m ncflab``: the command line."""
+
+from ncflab.cli import main
+
+main()

@@ -1,0 +1,23 @@
+"""The ``ncflab`` command line, one module per verb family: ``data`` (list, info, split),
+``train`` (train, resume, tune), ``inspect`` (evaluate, compare, significance, rules,
+recommend); ``_app`` holds the app and turns errors into one-line messages, ``render`` draws.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from ncflab.cli import data, inspect, train  # noqa: F401  (registers the verbs)
+from ncflab.cli._app import app, console
+
+__all__ = ["app", "console", "main"]
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""``ncflab data``: list, describe and split datasets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from ncflab.cli._app import DataDir, console, data_app, verb
+from ncflab.cli.options import DataFlags, Set, SplitSeed, config_from_flags, data_flags
+
+
+@data_app.command("list")
+@verb
+def data_list(data_dir: DataDir = None) -> None:
+    """List the named datasets and whether their files are found locally."""
+    from ncflab.data.datasets import DATASETS, is_available
+
+    table = Table(title="datasets")
+    for col in ("name", "local", "description"):
+        table.add_column(col)
+    for name, spec in DATASETS.items():
+        local = "yes" if is_available(name, data_dir) else "-"
+        table.add_row(name, local, getattr(spec, "description", ""))
+    console.print(table)
+
+
+@data_app.command("info")
+@verb
+def data_info(
+    name: Annotated[str, typer.Argument(help="A dataset name, or the path of a ratings file.")],
+    data_dir: DataDir = None,
+    user_col: DataFlags.user = None,
+    item_col: DataFlags.item = None,
+    rating_col: DataFlags.rating = None,
+    time_col: DataFlags.time = None,
+    sep: DataFlags.sep = None,
+) -> None:
+    """Users, items, ratings, density and rating histogram of a dataset or a ratings file."""
+    from ncflab.data.datasets import DATASETS, describe, load_dataset
+    from ncflab.data.interactions import Interactions
+    from ncflab.data.readers import read_user_file
+
+    if name in DATASETS:
+        inter = load_dataset(name, data_dir=data_dir)
+    else:
+        if not Path(name).is_file():
+            raise KeyError(f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}")
+        columns = data_flags(user_col, item_col, rating_col, time_col, sep)
+        frame = read_user_file(Path(name), columns=columns.get("columns"), sep=columns.get("sep"))
+        inter = Interactions.from_frame(frame)
+    console.print_json(json.dumps(describe(inter), default=_jsonable))
+
+
+@data_app.command("split")
+@verb
+def data_split(
+    name: Annotated[str, typer.Argument(help="A dataset name, or the path of a ratings file.")],
+    protocol: Annotated[str, typer.Option("--protocol", "-p", help="Protocol preset.")] = "ncf",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write.")] = Path("split"),
+    split_seed: SplitSeed = 0,
+    set_: Set = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Split a dataset by a protocol and write train/valid/test CSV (original ids), the sampled
+    negatives and split.json with the fingerprint (``--set data.…`` for a published split's
+    quirks)."""
+    from ncflab.experiments.data import load_split, resolve_config
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder to write the split into")
+    flags = {"dataset": name, "protocol": protocol, "split_seed": split_seed}
+    config = resolve_config(config_from_flags(None, flags, data_dir=data_dir, set_=set_))
+    split = load_split(config)
+    out.mkdir(parents=True, exist_ok=True)
+    for part in ("train", "valid", "test"):
+        inter = getattr(split, part)
+        if inter is not None:
+            inter.to_frame().to_csv(out / f"{part}.csv", index=False)
+    if split.negatives is not None:
+        rows = np.flatnonzero((split.negatives >= 0).any(axis=1))
+        with open(out / "negatives.tsv", "w") as fh:
+            for row in rows:
+                negs = split.negatives[row]
+                ids = split.train.item_ids[negs[negs >= 0]]
+                fh.write(f"{split.train.user_ids[row]}\t" + "\t".join(map(str, ids)) + "\n")
+    info = {**split.info, "fingerprint": split.fingerprint()}
+    (out / "split.json").write_text(json.dumps(info, indent=2, default=_jsonable))
+    console.print(f"wrote {out} (fingerprint {split.fingerprint()})")
+
+
+def _jsonable(x: object) -> object:
+    if isinstance(x, np.generic):
+        return x.item()
+    return str(x)
