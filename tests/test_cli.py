@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -64,8 +65,8 @@ def test_data_info_and_split(tmp_path, data_dir) -> None:
     assert res.exit_code == 0, res.output
     info = json.loads((tmp_path / "s" / "split.json").read_text())
     assert info["protocol"] == "jncf" and info["fingerprint"]
-    lines = (tmp_path / "s" / "negatives.tsv").read_text().splitlines()
-    assert len(lines) == 943 and all(len(x.split("\t")) == 101 for x in lines)
+    negatives = pd.read_csv(tmp_path / "s" / "negatives.csv")
+    assert negatives.groupby("user").size().eq(100).all() and negatives["user"].nunique() == 943
 
 
 def test_summarize_gives_mean_and_sample_std() -> None:

@@ -163,7 +163,8 @@ def test_user_file_column_names_and_mapping(tmp_path: Path) -> None:
     got = read_user_file(path)  # aliases, case-insensitive; "stars" is not a rating name
     assert list(got.columns) == ["user", "item", "timestamp"]
     got = read_user_file(path, columns={"user": "UserId", "item": "movie_id", "rating": "stars"})
-    assert list(got.columns) == ["user", "item", "rating"]  # only what is mapped
+    # The mapped roles, and the unmapped ones found by name (timestamp).
+    assert list(got.columns) == ["user", "item", "rating", "timestamp"]
     both = _write(tmp_path, "b.csv", "user,userId,item\n1,2,3\n")
     with pytest.raises(DataFormatError, match=r"columns \['user', 'userId'\] could each be"):
         read_user_file(both)

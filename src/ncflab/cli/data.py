@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
+import pandas as pd
 import typer
 from rich.table import Table
 
@@ -67,8 +68,8 @@ def data_split(
     data_dir: DataDir = None,
 ) -> None:
     """Split a dataset by a protocol and write train/valid/test CSV (original ids), the sampled
-    negatives and split.json with the fingerprint (``--set data.…`` for a published split's
-    quirks)."""
+    negatives (negatives.csv: user, item) and split.json with the fingerprint; ``--set
+    data.…`` sets the rules for a published split's quirks."""
     from ncflab.experiments.data import load_split, resolve_config
 
     if out.exists() and not out.is_dir():
@@ -82,12 +83,12 @@ def data_split(
         if inter is not None:
             inter.to_frame().to_csv(out / f"{part}.csv", index=False)
     if split.negatives is not None:
-        rows = np.flatnonzero((split.negatives >= 0).any(axis=1))
-        with open(out / "negatives.tsv", "w") as fh:
-            for row in rows:
-                negs = split.negatives[row]
-                ids = split.train.item_ids[negs[negs >= 0]]
-                fh.write(f"{split.train.user_ids[row]}\t" + "\t".join(map(str, ids)) + "\n")
+        # Long form, one row per negative: rows of any length (a published split's dropped
+        # entries) read back as they are (``ncflab train --negatives``).
+        rows, cols = np.nonzero(split.negatives >= 0)
+        users = split.train.user_ids[rows]
+        items = split.train.item_ids[split.negatives[rows, cols]]
+        pd.DataFrame({"user": users, "item": items}).to_csv(out / "negatives.csv", index=False)
     info = {**split.info, "fingerprint": split.fingerprint()}
     (out / "split.json").write_text(json.dumps(info, indent=2, default=_jsonable))
     console.print(f"wrote {out} (fingerprint {split.fingerprint()})")

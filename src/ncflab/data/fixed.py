@@ -128,17 +128,23 @@ def _negative_pairs(negatives: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _negative_matrix(split: Split, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """(n_users, n_neg) int64 index matrix of the given negatives, -1 for unlisted users."""
+    """(n_users, n_neg) int64 index matrix of the given negatives, -1 for unlisted users.
+
+    Users may list different numbers (a split written after ``bad_negatives='drop'``): rows
+    are padded with -1 at the end, which the evaluator reads as "no candidate", and the
+    spread is logged."""
     u, i = split.train.user_index(users), split.train.item_index(items)
     counts = np.bincount(u, minlength=split.n_users)
-    sizes = np.unique(counts[counts > 0])
-    if len(sizes) != 1:
-        raise ValueError(
-            f"users have different numbers of negatives {sizes.tolist()}; expected one"
-        )
-    matrix = np.full((split.n_users, int(sizes[0])), -1, np.int64)
+    listed = counts[counts > 0]
+    width = int(listed.max()) if len(listed) else 0
+    if len(listed) and listed.min() != width:
+        log.info("given negatives: %d to %d per user; shorter rows padded with -1",
+                 int(listed.min()), width)  # fmt: skip
     order = np.argsort(u, kind="stable")  # keeps each user's negatives in file order
-    matrix[counts > 0] = i[order].reshape(-1, int(sizes[0]))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.arange(len(u)) - starts[u[order]]
+    matrix = np.full((split.n_users, width), -1, np.int64)
+    matrix[u[order], slot] = i[order]
     return matrix
 
 
@@ -146,11 +152,12 @@ def _check_negatives(split: Split, matrix: np.ndarray, how: str) -> tuple[np.nda
     """The matrix after ``how`` ("error", "drop", "keep") and the counts of bad entries."""
     rows = np.flatnonzero(matrix[:, 0] >= 0)
     sub = matrix[rows]
-    repeated = ~_first_occurrences(sub)  # every copy after the first, in file order
+    pad = sub < 0  # the end of a shorter row: no candidate, never "bad"
+    repeated = ~_first_occurrences(sub) & ~pad  # every copy after the first, in file order
     known = split.known_positives()
     width = split.n_items
     known_keys = np.repeat(np.arange(split.n_users), np.diff(known.indptr)) * width + known.indices
-    positive = np.isin(rows[:, None] * width + sub, known_keys)
+    positive = np.isin(rows[:, None] * width + sub, known_keys) & ~pad
     bad = repeated | positive
     counts = {
         "rule": how,

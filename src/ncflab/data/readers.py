@@ -206,8 +206,8 @@ def read_user_file(
     Args:
         path: the file.
         columns: our role → the file's column name, e.g. ``{"user": "uid", "item": "sku",
-            "rating": "stars"}``; ``user`` and ``item`` are required and only the mapped columns
-            are read. None: each role takes the one column named for it, case-insensitively —
+            "rating": "stars"}``; a role it does not name (or all, when None) takes the one other
+            column named for it, case-insensitively —
             user: ``user``, ``userId``, ``user_id``; item: ``item``, ``itemId``, ``item_id``,
             ``movieId``, ``movie_id``; ``rating``; ``timestamp`` (the last two optional). Two
             columns matching one role is an error asking for ``columns``.
@@ -368,12 +368,25 @@ def _header_names(path: Path, sep: str) -> list:
 
 
 def _user_columns(names: list, columns: Mapping[str, str] | None, path: Path) -> dict[str, str]:
-    """Role → file column: the given mapping, or the one column named for each role."""
-    if columns is not None:
-        return _column_mapping(names, columns, path)
+    """Role → file column: the given mapping for the roles it names, and for every other role
+    the one column named for it (so mapping only ``user`` and ``item`` still finds a column
+    called ``timestamp``, which a leave-one-out split needs)."""
+    given = dict(columns or {})
+    unknown = sorted(set(given) - set(COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown target column(s) {unknown}; expected some of {COLUMNS}")
+    absent = [src for src in given.values() if src not in names]
+    if absent:
+        raise DataFormatError(
+            f"{path}: missing column(s) {absent}; the file has columns {list(names)}"
+            + _headerless_hint(names)
+        )
+    rest = [n for n in names if n not in given.values()]
     found = {}
     for role in COLUMNS:  # four roles, not a loop over records
-        column = _role_column(names, role, path, required=role in ("user", "item"))
+        column = given.get(role) or _role_column(
+            rest, role, path, required=role in ("user", "item")
+        )
         if column is not None:
             found[role] = column
     if any(found[r] != r for r in found):

@@ -11,11 +11,10 @@ import os
 from pathlib import Path
 
 from ncflab.config import ConfigError, RunConfig
-from ncflab.data import fixed
 from ncflab.data.datasets import DATASETS, load_dataset, load_split_files
 from ncflab.data.interactions import Interactions
 from ncflab.data.readers import read_split_files, read_user_file
-from ncflab.data.splits import Split, split_from_frames, with_negatives
+from ncflab.data.splits import Split, carve_validation, split_from_frames, with_negatives
 from ncflab.experiments.presets import Protocol, get_protocol, make_split
 
 __all__ = ["QUIRK_DEFAULTS", "load_split", "resolve_config"]
@@ -132,7 +131,7 @@ def _published(
                 "data.without_valid to 'carve' (one by the protocol's rule) or 'epochs'"
             )
         if rule == "carve":
-            split = fixed.carve_validation(split, protocol.split, config.split_seed)
+            split = carve_validation(split, protocol.split, config.split_seed)
             log.info(
                 "the published split has no validation part: carved one from train by the "
                 "%s protocol's rule (%s), %d records",

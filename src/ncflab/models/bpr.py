@@ -14,9 +14,9 @@ positive each epoch instead of bootstrap sampling (every positive is seen once p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import torch
@@ -24,13 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ncflab.data.interactions import Interactions
-from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models.base import Recommender
 from ncflab.training.layers import embedding, lookup, seeded_generator
-from ncflab.training.loop import minibatches, train_loop
 from ncflab.training.options import FitOptions
+from ncflab.training.triplets import fit_triplets
 
-__all__ = ["BPR", "BPRModule", "fit_triplets"]
+__all__ = ["BPR", "BPRModule"]
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -155,33 +154,3 @@ class BPR(Recommender):
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-
-
-def fit_triplets(
-    model: Any,
-    train: Interactions,
-    options: FitOptions | None,
-    optimizer: Callable[[Iterator[nn.Parameter]], torch.optim.Optimizer],
-) -> Any:
-    """The fit of a BPR-style ``model`` (BPR, NPR): build its ``module_``, whose
-    ``loss(users, pos, neg, reg)`` is the minibatch objective, and train it on every epoch's
-    freshly sampled triplets (``bpr_triplets`` with ``model.n_neg`` negatives) with the
-    ``optimizer`` made from the module's parameters. Returns ``model``."""
-    options = options or FitOptions()
-    model._check_params()
-    device = options.torch_device()
-    model.n_users_, model.n_items_ = train.n_users, train.n_items
-    model.build(train.n_users, train.n_items)
-    module = model.module_.to(device)
-    sampler = NegativeSampler.from_csr(train.csr("binary"))
-
-    def batches(rng: np.random.Generator):
-        yield from minibatches(bpr_triplets(sampler, rng, model.n_neg), model.batch_size, device)
-
-    def loss_fn(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        return module.loss(users, pos, neg, model.reg)
-
-    opt = optimizer(module.parameters())
-    train_loop(model, module, opt, batches, loss_fn, epochs=model.epochs, options=options,
-               prefetch=True)  # fmt: skip
-    return model

@@ -34,10 +34,10 @@ from torch import nn
 
 from ncflab.data.interactions import Interactions
 from ncflab.models.base import Recommender
-from ncflab.models.bpr import fit_triplets
 from ncflab.training.layers import embedding, lookup, seeded_generator
 from ncflab.training.losses import bpr
 from ncflab.training.options import FitOptions
+from ncflab.training.triplets import fit_triplets
 
 __all__ = ["NPR", "NPRNet"]
 

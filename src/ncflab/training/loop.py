@@ -131,6 +131,10 @@ def run_epochs(
         return model.history_
     if validate_start and options.validate and not model.history_:
         _validate_start(model, module, options, best)
+    if options.validate is None:
+        # Said, not silent: without a validation part nothing stops early or picks an epoch.
+        log.info("no validation: %s trains all its %d epochs (no early stopping)", model.name,
+                 epochs)  # fmt: skip
     options.emit("start", epochs=epochs, done=done_epochs)
     for epoch in range(done_epochs + 1, epochs + 1):
         due = epoch % options.eval_every == 0 or epoch == epochs
