@@ -103,10 +103,8 @@ def check_dataclass(obj: Any, extra: dict[str, Bounds] | None = None, prefix: st
 def _name(annotation: Any) -> str:
     if typing.get_origin(annotation) is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
-    if _is_union(annotation):
-        return " or ".join(_name(a) for a in typing.get_args(annotation))
-    if annotation is type(None):
-        return "nothing (omit the key)"
+    if _is_union(annotation):  # None is "leave it unset", not something to type
+        return " or ".join(_name(a) for a in typing.get_args(annotation) if a is not type(None))
     origin = typing.get_origin(annotation)
     if origin is not None:
         args = ", ".join(_name(a) for a in typing.get_args(annotation))

@@ -20,15 +20,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain, islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ncflab.models.base import Recommender
 from ncflab.training.options import FitOptions
 from ncflab.training.snapshot import SNAPSHOT_FILE, Snapshot
+
+if TYPE_CHECKING:  # training/ is below models/: a type, never an import at run time
+    from ncflab.models.base import Recommender
 
 __all__ = [
     "SNAPSHOT_FILE",
