@@ -131,7 +131,7 @@ def test_rules_on_a_trained_pairwise_run(tmp_path, data_dir) -> None:
 def test_resume_finishes_a_killed_run_as_the_whole_run(
     tmp_path, data_dir, monkeypatch, caplog
 ) -> None:
-    from ncflab.training import loop as training
+    from ncflab.training import driver as training
 
     caplog.set_level(logging.INFO, logger="ncflab")  # as `ncflab` itself logs (main())
     args = ["train", "-m", "bpr", "-d", "ml-100k", "-p", "ncf", "--set", "params.epochs=4"]

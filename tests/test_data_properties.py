@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from ncflab.data.candidates import _first_occurrences
 from ncflab.data.fixed import _drop_entries
 from ncflab.data.interactions import Interactions
-from ncflab.data.readers import read_user_file
 from ncflab.data.splits import carve_validation, leave_one_out, ratio_split, with_negatives
+from ncflab.data.user_files import read_user_file
 
 FEW = settings(max_examples=40, deadline=None)
 

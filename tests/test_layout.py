@@ -50,7 +50,14 @@ def test_imports_point_down(layer: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["ncflab.training.loop", "ncflab.runs", "ncflab.data.splits", "ncflab.cli"]
+    "module",
+    [
+        "ncflab.training.loop",
+        "ncflab.training.driver",
+        "ncflab.runs",
+        "ncflab.data.splits",
+        "ncflab.cli",
+    ],
 )
 def test_a_lower_module_imports_first(module: str) -> None:
     res = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)

@@ -14,12 +14,10 @@ from ncflab.data.readers import (
     read_movielens,
     read_ncf_negatives,
     read_ncf_rating,
-    read_negatives_file,
-    read_split_files,
     read_table,
-    read_user_file,
 )
 from ncflab.data.splits import split_from_frames
+from ncflab.data.user_files import read_negatives_file, read_split_files, read_user_file
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:

@@ -12,7 +12,7 @@ from test_contract import block_problem, make
 from test_training import CURVE
 
 from ncflab.models import FitOptions, Recommender
-from ncflab.training.loop import SNAPSHOT_FILE
+from ncflab.training.snapshot import SNAPSHOT_FILE
 
 EPOCHS = 6
 KILL_AT = 5  # the snapshot after epoch KILL_AT - 1 is the last one written

@@ -10,7 +10,8 @@ from test_contract import FAST, block_problem, make
 
 from ncflab.models import FitOptions, Recommender
 from ncflab.models.bpr import BPR
-from ncflab.training.loop import NonFiniteLossError, run_epochs, train_loop
+from ncflab.training.driver import NonFiniteLossError, run_epochs
+from ncflab.training.loop import train_loop
 
 PEAK = 3
 CURVE = [0.1, 0.2, 0.5, 0.3, 0.2, 0.4, 0.45, 0.1, 0.1, 0.1]  # best at epoch PEAK

@@ -57,7 +57,7 @@ _LAZY = {
     "load_config": "ncflab.config",
     "load_dataset": "ncflab.data.datasets",
     "load_run": "ncflab.experiments.run",
-    "read_user_file": "ncflab.data.readers",
+    "read_user_file": "ncflab.data.user_files",
 }
 
 

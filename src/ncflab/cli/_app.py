@@ -56,7 +56,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """The exception types that mean a user's mistake or a state of their files (not a bug)."""
     import torch
 
-    from ncflab.training.loop import NonFiniteLossError
+    from ncflab.training.driver import NonFiniteLossError
 
     return (
         KeyError,

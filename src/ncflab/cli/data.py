@@ -44,7 +44,7 @@ def data_info(
     """Users, items, ratings, density and rating histogram of a dataset or a ratings file."""
     from ncflab.data.datasets import DATASETS, describe, load_dataset
     from ncflab.data.interactions import Interactions
-    from ncflab.data.readers import read_user_file
+    from ncflab.data.user_files import read_user_file
 
     if name in DATASETS:
         inter = load_dataset(name, data_dir=data_dir)

@@ -13,8 +13,8 @@ from pathlib import Path
 from ncflab.config import ConfigError, RunConfig
 from ncflab.data.datasets import DATASETS, load_dataset, load_split_files
 from ncflab.data.interactions import Interactions
-from ncflab.data.readers import read_split_files, read_user_file
 from ncflab.data.splits import Split, carve_validation, split_from_frames, with_negatives
+from ncflab.data.user_files import read_split_files, read_user_file
 from ncflab.experiments.presets import Protocol, get_protocol, make_split
 
 __all__ = ["QUIRK_DEFAULTS", "load_split", "resolve_config"]

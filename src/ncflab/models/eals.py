@@ -45,7 +45,7 @@ from ncflab.models.als import (
     start_fit,
 )
 from ncflab.models.base import Recommender
-from ncflab.training.loop import run_epochs
+from ncflab.training.driver import run_epochs
 from ncflab.training.options import FitOptions
 
 __all__ = ["EALS", "popularity_weights"]
