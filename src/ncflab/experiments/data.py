@@ -57,6 +57,11 @@ def resolve_config(config: RunConfig) -> RunConfig:
             f"unknown dataset {dataset!r}; known datasets: {sorted(DATASETS)} (or give the path "
             "of your own ratings file, or your own split with --train/--test)"
         )
+    if config.data.files and dataset in DATASETS:
+        raise ConfigError(
+            f"data.train/test give a split of your own files, but dataset {dataset!r} names a "
+            'registered dataset; give your split a name of its own (e.g. dataset = "my-split")'
+        )
     files = {role: str(Path(p).expanduser().resolve()) for role, p in config.data.files.items()}
     for role, path in files.items():
         if not Path(path).is_file():

@@ -98,19 +98,19 @@ def run_experiment(
         if out is not None:
             writer = stack.enter_context(runs.writer(out, force=force, resume=resume))
             stack.enter_context(writer.logging_to_file(append=resume))
-            if not resume:
-                writer.write_config(config.to_toml())
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         t0 = time.perf_counter()
         split = load_split(config, protocol)
         log.info("split %s ready in %.1fs: %s", split.fingerprint(), time.perf_counter() - t0,
                  split.info)  # fmt: skip
-        if writer is not None:
-            if resume:
-                writer.check_split(split.fingerprint(), protocol.name)
-            else:
-                writer.write_split(split_record(split))
+        # The config is written once the data has been read: a file that cannot be read
+        # leaves no run behind, and from here a kill leaves one that `ncflab resume` finishes.
+        if writer is not None and resume:
+            writer.check_split(split.fingerprint(), protocol.name)
+        elif writer is not None:
+            writer.write_config(config.to_toml())
+            writer.write_split(split_record(split))
         return _fit_and_test(config, model, split, writer, resume, on_progress)
 
 

@@ -211,11 +211,11 @@ def run_tuning(
         if out is not None:
             writer = stack.enter_context(runs.writer(out, force=force))
             stack.enter_context(writer.logging_to_file(append=False))
-            writer.write_config(config.to_toml())
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
         split = load_split(config, protocol)
-        if writer is not None:
+        if writer is not None:  # once the data has been read, as run_experiment does
+            writer.write_config(config.to_toml())
             writer.write_split(split_record(split))
         options = dataclasses.replace(config.train)
         result = tune_split(
