@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from ncflab.cli import data, inspect, train  # noqa: F401  (registers the verbs)
+from ncflab.cli import data, inspect, reproduce, train  # noqa: F401  (registers the verbs)
 from ncflab.cli._app import app, console
 
 __all__ = ["app", "console", "main"]

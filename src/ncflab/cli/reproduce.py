@@ -1,0 +1,99 @@
+"""``ncflab reproduce`` and ``ncflab report``: the papers' tables from experiment files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ncflab.cli._app import DataDir, app, console, err_console, verb
+
+Paper = Annotated[str, typer.Argument(help="jncf, jca or ncr (a folder of experiment files).")]
+ProfileOpt = Annotated[
+    str, typer.Option("--profile", help="smoke (machinery, tiny), quick (minutes) or full.")
+]
+Results = Annotated[
+    Path, typer.Option("--results", help="Where cell summaries are kept (committed).")
+]
+Experiments = Annotated[
+    Path, typer.Option("--experiments", help="Folder of experiment files, one per paper.")
+]
+
+
+@app.command()
+@verb
+def reproduce(
+    paper: Paper,
+    table: Annotated[
+        list[str] | None, typer.Option("--table", "-t", help="Experiment file name (repeat).")
+    ] = None,
+    profile: ProfileOpt = "quick",
+    seeds: Annotated[
+        int | None, typer.Option(help="Model seeds per cell (else the file's).")
+    ] = None,
+    results: Results = Path("results"),
+    runs_root: Annotated[
+        Path, typer.Option("--runs", help="Where the cells' run folders go (not committed).")
+    ] = Path("runs/reproduce"),
+    experiments: Experiments = Path("experiments"),
+    threads: Annotated[int, typer.Option(help="Torch CPU threads per cell (0: default).")] = 0,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the cells of a paper's experiment files that are not finished yet (each a normal
+    run folder: resumable, fingerprinted) and keep each finished cell's summary under RESULTS;
+    a killed reproduction continues where it stopped. Then `ncflab report PAPER`."""
+    from ncflab.reproduce.runner import run_experiment_cells
+    from ncflab.reproduce.spec import experiment_files, load_experiment
+
+    files = experiment_files(experiments, paper)
+    if table:
+        names = {f.stem for f in files}
+        unknown = sorted(set(table) - names)
+        if unknown:
+            raise KeyError(f"no experiment {unknown} for {paper}; it has {sorted(names)}")
+        files = [f for f in files if f.stem in table]
+    failed = 0
+    for path in files:
+        experiment = load_experiment(path)
+
+        def report(outcome, i: int, n: int, name: str = experiment.name) -> None:
+            extra = f": {outcome.error}" if outcome.error else ""
+            err_console.print(
+                f"{paper}/{name} [{i}/{n}] {outcome.cell.key}: {outcome.status} "
+                f"({outcome.seconds:.1f}s){extra}",
+                highlight=False,
+            )
+
+        outcomes = run_experiment_cells(
+            experiment, profile=profile, results=results, runs_root=runs_root, seeds=seeds,
+            data_dir=data_dir, threads=threads, on_cell=report,
+        )  # fmt: skip
+        done = sum(o.status != "failed" for o in outcomes)
+        failed += len(outcomes) - done
+        console.print(f"{paper}/{experiment.name} ({profile}): {done}/{len(outcomes)} cells done")
+    if failed:
+        console.print(f"{failed} cells failed (their messages above); the others are kept")
+
+
+@app.command()
+@verb
+def report(
+    paper: Paper,
+    profile: ProfileOpt = "quick",
+    results: Results = Path("results"),
+    experiments: Experiments = Path("experiments"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the pages go.")] = Path(
+        "docs/results"
+    ),
+) -> None:
+    """Build docs/results/PAPER.md (and CSV, PNG) from the committed cell summaries: ours as
+    mean ± std over seeds beside the paper's figures, paired tests against the strongest
+    baseline (Holm-corrected), provenance. Nothing there is edited by hand."""
+    from ncflab.reproduce.report import build_report, write_report
+    from ncflab.reproduce.spec import experiment_files, load_experiment
+
+    exps = [load_experiment(p) for p in experiment_files(experiments, paper)]
+    written = write_report(build_report(exps, results, profile), out)
+    for path in written:
+        console.print(f"wrote {path}")

@@ -1,0 +1,257 @@
+"""Experiment files: one TOML file declares one table or figure of a paper.
+
+An experiment file lives at ``experiments/<paper>/<name>.toml``::
+
+    title = "J-NCF Table 5: HR@10 and NDCG@10 on ML100K and ML1M"
+    kind = "table"                      # "table", or "figure" (see ``figure``)
+    protocol = "jncf"
+    datasets = ["ml-100k", "ml-1m"]
+    metrics = ["HR@10", "NDCG@10"]      # the columns, per dataset; the first decides "best"
+    seeds = 3                           # model seeds per cell (one split per dataset)
+    params = { epochs = 50 }            # hyperparameters every row gets (rows override)
+    train = { patience = 5 }            # training options every row gets
+
+    [profiles.quick]                    # what --profile quick changes (full = the file as is)
+    datasets = ["ml-100k"]
+    seeds = 1
+    params = { epochs = 10 }            # merged over every row's params
+
+    [[rows]]
+    id = "itempop"                      # a stable name: the cell's folder and summary file
+    label = "ItemPop"
+    model = "itempop"
+    role = "baseline"                   # "baseline" (the paper's), "strong" (simple strong
+                                        # baselines: EASE, iALS, …), or "model" (the paper's own)
+    paper = { "ml-100k" = { "HR@10" = 0.4252, "NDCG@10" = 0.2418 } }   # the paper's figures
+
+    [[rows]]
+    id = "jncf-depth"
+    model = "jncf"
+    grid = { df_layers = [[256], [256, 128]], di_layers = [[64], [64, 32]] }   # one row each
+
+A figure file adds ``[figure]`` with ``x`` (a hyperparameter the rows' grid varies, or
+"cutoff" for metric@N over N, or "epoch" for the validation history) and ``y`` (a metric).
+
+Profiles: ``full`` is the file as written; ``quick`` fits a 2-core CPU in minutes (the report
+says which profile each figure comes from); ``smoke`` runs every file's machinery on the
+smallest data (``ml-100k``, one seed, 1–2 epochs) so CI can check the whole path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ncflab.typed import ConfigError, bounds, check_dataclass
+
+__all__ = [
+    "PROFILES",
+    "Cell",
+    "Experiment",
+    "Figure",
+    "Profile",
+    "Row",
+    "experiment_files",
+    "load_experiment",
+]
+
+PROFILES = ("smoke", "quick", "full")
+# What every row gets under the smoke profile (unless the file's [profiles.smoke] says more):
+# the machinery end to end in seconds per cell, not a measurement.
+SMOKE_PARAMS = {"epochs": 1}
+
+
+@dataclass(kw_only=True)
+class Profile:
+    """Overrides of one profile: any of datasets, seeds, params (merged over every row's),
+    train options, and ``rows`` (ids: only these rows run)."""
+
+    datasets: list[str] | None = None
+    seeds: int | None = field(default=None, metadata=bounds(ge=1))
+    params: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    rows: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        check_dataclass(self, prefix="profile.")
+
+
+@dataclass(kw_only=True)
+class Row:
+    """One row of a table (one model and its settings), possibly a grid of rows."""
+
+    id: str
+    model: str
+    label: str = ""
+    role: Literal["baseline", "strong", "model"] = "model"
+    params: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list] = field(default_factory=dict)
+    tune: int = field(default=0, metadata=bounds(ge=0))  # trials on validation, 0 = none
+    paper: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_dataclass(self, prefix=f"rows[{self.id}].")
+        if not self.id or "/" in self.id or self.id.startswith("."):
+            raise ConfigError(f"row id {self.id!r} must be a plain name (it names a folder)")
+        self.label = self.label or self.id
+
+    def expand(self) -> list[Row]:
+        """This row, or one row per point of its grid (ids and labels say the point)."""
+        if not self.grid:
+            return [self]
+        keys = sorted(self.grid)
+        out = []
+        for values in itertools.product(*(self.grid[k] for k in keys)):
+            point = dict(zip(keys, values, strict=True))
+            tag = ",".join(f"{k}={_short(v)}" for k, v in point.items())
+            out.append(
+                dataclasses.replace(
+                    self,
+                    id=f"{self.id}[{tag}]",
+                    label=f"{self.label} {tag}",
+                    params={**self.params, **point},
+                    grid={},
+                    paper=_paper_at(self.paper, tag),
+                )
+            )
+        return out
+
+
+@dataclass(kw_only=True)
+class Figure:
+    x: str
+    y: str
+    series: str = "label"  # rows with the same label (before the grid tag) form one line
+
+
+@dataclass(kw_only=True)
+class Experiment:
+    """One table or figure of a paper (see the module docstring)."""
+
+    paper: str
+    name: str
+    title: str
+    protocol: str
+    datasets: list[str]
+    metrics: list[str]
+    rows: list[Row]
+    kind: Literal["table", "figure"] = "table"
+    seeds: int = field(default=3, metadata=bounds(ge=1))
+    params: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    figure: Figure | None = None
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        check_dataclass(self, prefix=f"{self.paper}/{self.name}: ")
+        bad = sorted(set(self.profiles) - set(PROFILES))
+        if bad:
+            raise ConfigError(f"{self.paper}/{self.name}: unknown profile(s) {bad}")
+        ids = [r.id for r in self.rows]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"{self.paper}/{self.name}: row ids repeat: {ids}")
+        if self.kind == "figure" and self.figure is None:
+            raise ConfigError(f"{self.paper}/{self.name}: a figure needs a [figure] table")
+
+    def cells(self, profile: str = "full", seeds: int | None = None) -> list[Cell]:
+        """Every (row, dataset, seed) this profile runs, with its merged settings."""
+        if profile not in PROFILES:
+            raise ConfigError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
+        over = self.profiles.get(profile, Profile())
+        if profile == "smoke":
+            over = dataclasses.replace(
+                over,
+                datasets=over.datasets or ["ml-100k"],
+                seeds=over.seeds or 1,
+                params={**SMOKE_PARAMS, **over.params},
+            )
+        datasets = over.datasets or self.datasets
+        n_seeds = seeds or over.seeds or self.seeds
+        out = []
+        for row in (r for base in self.rows for r in base.expand()):
+            if over.rows is not None and row.id.split("[")[0] not in over.rows:
+                continue
+            params = {**self.params, **row.params, **over.params}
+            train = {**self.train, **row.train, **over.train}
+            for dataset in datasets:
+                for seed in range(n_seeds):
+                    out.append(Cell(self, row, dataset, seed, params, train, profile))
+        return out
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of an experiment: a row on a dataset with a model seed."""
+
+    experiment: Experiment
+    row: Row
+    dataset: str
+    seed: int
+    params: dict[str, Any]
+    train: dict[str, Any]
+    profile: str
+
+    @property
+    def key(self) -> str:
+        """The cell's path below ``results/<paper>/<experiment>/<profile>/``."""
+        return f"{self.row.id}/{self.dataset}/seed-{self.seed}"
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """An experiment file, checked (unknown keys and wrong types are errors naming them)."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"experiment file {path} is not valid TOML: {err}") from err
+    paper, name = path.parent.name, path.stem
+    known = {f.name for f in dataclasses.fields(Experiment)} - {"paper", "name"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; expected {sorted(known)}")
+    rows = [_make(Row, r, f"{path}: rows") for r in raw.pop("rows", [])]
+    profiles = {k: _make(Profile, v, f"{path}: profiles.{k}") for k, v in
+                raw.pop("profiles", {}).items()}  # fmt: skip
+    figure = raw.pop("figure", None)
+    figure = None if figure is None else _make(Figure, figure, f"{path}: figure")
+    return Experiment(paper=paper, name=name, rows=rows, profiles=profiles, figure=figure, **raw)
+
+
+def experiment_files(root: str | Path, paper: str) -> list[Path]:
+    """The experiment files of ``paper`` under ``root`` (``experiments/``), sorted."""
+    folder = Path(root) / paper
+    if not folder.is_dir():
+        papers = (
+            sorted(p.name for p in Path(root).iterdir() if p.is_dir())
+            if Path(root).is_dir()
+            else []
+        )
+        raise ConfigError(f"no experiments for paper {paper!r} in {root}; papers: {papers}")
+    return sorted(folder.glob("*.toml"))
+
+
+def _make(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table, got {raw!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; expected {sorted(known)}")
+    return cls(**raw)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return "-".join(str(v) for v in value)
+    return str(value)
+
+
+def _paper_at(paper: dict, tag: str) -> dict:
+    """The paper's figures of one grid point: ``paper`` keyed by ``"<tag>|<dataset>"``."""
+    return {k.split("|", 1)[1]: v for k, v in paper.items() if k.split("|", 1)[0] == tag}

@@ -1,0 +1,116 @@
+"""Reproductions: cells run once, a half-finished reproduction continues, summaries are kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ncflab.reproduce.runner import run_experiment_cells
+from ncflab.reproduce.spec import load_experiment
+from ncflab.reproduce.summary import read_per_user, read_summaries
+
+EXPERIMENT = """
+title = "A toy table"
+protocol = "ncf"
+datasets = ["ml-100k"]
+metrics = ["HR@10", "NDCG@10"]
+seeds = 2
+train = { snapshot_seconds = 0.0 }
+
+[profiles.quick]
+seeds = 1
+
+[[rows]]
+id = "pop"
+label = "ItemPop"
+model = "itempop"
+role = "baseline"
+paper = { "ml-100k" = { "HR@10" = 0.40 } }
+
+[[rows]]
+id = "bpr"
+label = "BPR"
+model = "bpr"
+params = { epochs = 2, factors = 8 }
+
+[[rows]]
+id = "bpr-grid"
+label = "BPR"
+model = "bpr"
+params = { epochs = 2 }
+grid = { factors = [4, 8] }
+"""
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> tuple[Path, Path]:
+    """A MovieLens-100K-shaped file of 80 users × 200 items in a data folder, and the
+    experiment file ``experiments/toy/table.toml``."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for user in range(1, 81):
+        items = rng.choice(np.arange(1, 201), size=15, replace=False)
+        lines += [f"{user}\t{i}\t4\t{1000 + t}" for t, i in enumerate(items)]
+    (tmp_path / "data" / "ml-100k").mkdir(parents=True)
+    (tmp_path / "data" / "ml-100k" / "u.data").write_text("\n".join(lines) + "\n")
+    (tmp_path / "experiments" / "toy").mkdir(parents=True)
+    (tmp_path / "experiments" / "toy" / "table.toml").write_text(EXPERIMENT)
+    return tmp_path / "data", tmp_path / "experiments" / "toy" / "table.toml"
+
+
+def _run(tmp_path: Path, data: Path, path: Path, profile: str = "full") -> list[str]:
+    outcomes = run_experiment_cells(
+        load_experiment(path), profile=profile, results=tmp_path / "results",
+        runs_root=tmp_path / "runs", data_dir=str(data),
+    )  # fmt: skip
+    return [o.status for o in outcomes]
+
+
+def test_a_reproduction_runs_each_cell_once_and_continues_after_a_kill(tmp_path, toy) -> None:
+    data, path = toy
+    assert load_experiment(path).cells("full")[-1].key == "bpr-grid[factors=8]/ml-100k/seed-1"
+    assert _run(tmp_path, data, path) == ["ran"] * 8  # 4 rows (a grid of 2) × 2 seeds
+    assert _run(tmp_path, data, path) == ["done"] * 8  # nothing is run twice
+    summaries = read_summaries(tmp_path / "results" / "toy" / "table" / "full")
+    assert len(summaries) == 8
+    first = summaries[0]
+    assert first["fingerprint"]["split"] and first["provenance"]["ncflab"]
+    assert set(read_per_user(first).columns) >= {"user", "HR@10", "NDCG@10"}
+    # All rows of a dataset share one split, so they pair user by user.
+    assert len({s["fingerprint"]["split"] for s in summaries}) == 1
+    # A half-finished reproduction: one summary lost; one run killed mid-training.
+    results = tmp_path / "results" / "toy" / "table" / "full"
+    (results / "pop" / "ml-100k" / "seed-0.json").unlink()
+    killed = tmp_path / "runs" / "toy" / "table" / "full" / "bpr" / "ml-100k" / "seed-1"
+    (results / "bpr" / "ml-100k" / "seed-1.json").unlink()
+    before = json.loads((killed / "metrics.json").read_text())["test"]
+    (killed / "metrics.json").unlink()
+    statuses = _run(tmp_path, data, path)
+    assert statuses.count("done") == 6
+    assert sorted(s for s in statuses if s != "done") == ["resumed", "summarised"]
+    again = json.loads((results / "bpr" / "ml-100k" / "seed-1.json").read_text())
+    assert again["test"] == before  # the resumed run ends as the whole run did
+
+
+def test_a_changed_setting_makes_a_cell_run_again(tmp_path, toy) -> None:
+    data, path = toy
+    assert _run(tmp_path, data, path, "quick") == ["ran"] * 4
+    path.write_text(EXPERIMENT.replace("epochs = 2, factors = 8", "epochs = 3, factors = 8"))
+    assert _run(tmp_path, data, path, "quick") == ["done", "ran", "done", "done"]
+
+
+def test_a_missing_dataset_fails_its_cells_only(tmp_path, toy, monkeypatch) -> None:
+    monkeypatch.delenv("NCFLAB_DATA_DIR", raising=False)  # ml-1m must be nowhere here
+    monkeypatch.setenv("NCFLAB_CACHE_DIR", str(tmp_path / "cache"))
+    data, path = toy
+    path.write_text(EXPERIMENT.replace('datasets = ["ml-100k"]', 'datasets = ["ml-100k", "ml-1m"]'))
+    outcomes = run_experiment_cells(
+        load_experiment(path), profile="quick", results=tmp_path / "results",
+        runs_root=tmp_path / "runs", data_dir=str(data),
+    )  # fmt: skip
+    failed = [o for o in outcomes if o.status == "failed"]
+    assert {o.cell.dataset for o in failed} == {"ml-1m"} and len(failed) == 4
+    assert "ml-1m" in failed[0].error
