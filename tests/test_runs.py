@@ -163,3 +163,17 @@ def test_a_second_writer_is_refused_by_name(ratings_csv, tmp_path) -> None:
         first.wait()
     # The killed first run left an unfinished run: resume or --force, never a silent mix.
     assert runs.run_state(out) == "unfinished"
+
+
+def test_selection_on_test_is_an_upper_reference_said_as_such(cli, ratings_csv, tmp_path) -> None:
+    out = tmp_path / "run"
+    res = _train(cli, ratings_csv, out, "--set", "train.select_on=test",
+                 "--set", "params.epochs=6")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["selected_on"] == "test"
+    # The epochs were scored on test: the restored best one is the test figure itself.
+    best = max(r["metrics"]["NDCG@10"] for r in metrics["history"])
+    assert metrics["test"]["NDCG@10"] == pytest.approx(best)
+    res = _train(cli, ratings_csv, tmp_path / "bad", "--set", "train.select_on=train")
+    assert res.exit_code == 2 and "train.select_on" in res.output

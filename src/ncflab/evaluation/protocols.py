@@ -162,20 +162,23 @@ def make_validator(
     ks: int | Iterable[int],
     metrics: Iterable[str] | None = None,
     batch_size: int = 1024,
+    part: str = "valid",
 ) -> Callable[[object], dict[str, float]]:
-    """A callback for ``FitOptions.validate``: ``model -> evaluate(part="valid").means``.
+    """A callback for ``FitOptions.validate``: ``model -> evaluate(part=part).means``.
 
-    The arguments are checked now, so a split without validation part (or without negatives for
-    the sampled protocol) fails before training starts rather than after the first epoch.
+    ``part="test"`` chooses epochs on the test part, as several papers' code did: only for an
+    upper reference (``train.select_on``), never a result. The arguments are checked now, so a
+    split without that part (or without negatives for the sampled protocol) fails before
+    training starts rather than after the first epoch.
     """
-    _check_request(split, "valid", protocol, batch_size)
+    _check_request(split, part, protocol, batch_size)
     ks, names = check_ks(ks), check_metrics(metrics)
 
     def validate(model: object) -> dict[str, float]:
         result = evaluate(
             model,
             split,
-            part="valid",
+            part=part,
             protocol=protocol,
             ks=ks,
             metrics=names,

@@ -128,6 +128,10 @@ def _fit_and_test(
     validator = None
     if split.valid is not None and len(split.valid):
         validator = make_validator(split, protocol=kind, ks=ks, metrics=metrics)
+    if config.train.select_on == "test":
+        log.warning("epochs are chosen on the TEST part (train.select_on='test'): an upper "
+                    "reference of what test-set selection gives, not a result")  # fmt: skip
+        validator = make_validator(split, protocol=kind, ks=ks, metrics=metrics, part="test")
     options = dataclasses.replace(
         config.train,
         validate=validator,
@@ -139,7 +143,7 @@ def _fit_and_test(
     model.fit(split.train, options)
     fit_seconds = time.perf_counter() - t1
     valid = None
-    if validator is not None:
+    if split.valid is not None and len(split.valid):
         valid = evaluate(model, split, part="valid", protocol=kind, ks=ks, metrics=metrics)
     model, test, record = final_test(
         model,
@@ -149,6 +153,7 @@ def _fit_and_test(
         valid.means if valid else {},
         fit_seconds=round(fit_seconds, 3),
         resumed=resumed,
+        selected_on=config.train.select_on,
     )
     log.info("valid: %s", valid.means if valid else "no validation part")
     log.info("test (%d users, %s): %s", test.n_users, kind, test.means)

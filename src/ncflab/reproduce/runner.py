@@ -170,6 +170,7 @@ def _summarise(cell: Cell, folder: Path, config: RunConfig, target: Path) -> Non
         "best_epoch": _best_epoch(history, config),
         "fit_seconds": metrics.get("fit_seconds"),
         "refit": metrics.get("refit"),
+        "selected_on": metrics.get("selected_on", "valid"),
         "tuning": metrics.get("tuning"),
         "provenance": metrics.get("provenance"),
     }

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -51,6 +51,10 @@ class FitOptions:
         snapshot_seconds: write the resumable snapshot after an epoch once this many seconds
             have passed since the last one (0: every epoch); it holds weights and optimizer
             state, so writing it every epoch of a fast model would cost more than it saves.
+        select_on: the part early stopping chooses the epoch on: "valid" (always, for a
+            result) or "test", what several papers' code did, for an upper reference that
+            shows how much of a gap test-set selection could explain (recorded as such in
+            ``metrics.json``; never a result).
 
     Runtime fields (set by the code running the fit):
         validate: callback computing validation metrics of the current model, or None.
@@ -72,6 +76,7 @@ class FitOptions:
     threads: int = field(default=0, metadata=bounds(ge=0))
     refit: bool = False
     snapshot_seconds: float = field(default=60.0, metadata=bounds(ge=0))
+    select_on: Literal["valid", "test"] = "valid"
 
     validate: Validator | None = _runtime()
     checkpoint_dir: Path | None = _runtime()
