@@ -8,13 +8,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from test_compare import _synthetic, _write
 from typer.testing import CliRunner
 
 from ncflab import cli
 from ncflab.cli import app
 from ncflab.evaluation.protocols import evaluate
-from ncflab.evaluation.stats import paired_test
+from ncflab.evaluation.stats import holm, paired_test
 from ncflab.experiments import compare
 from ncflab.experiments import run as run_module
 from ncflab.models.ease import EASE
@@ -60,6 +61,64 @@ def test_the_bootstrap_interval_matches_normal_theory_and_is_seeded() -> None:
     assert (other.ci_low, other.ci_high) != (t.ci_low, t.ci_high)
     narrow = paired_test(d, np.zeros_like(d), resamples=4000, confidence=0.5)
     assert narrow.ci_high - narrow.ci_low < t.ci_high - t.ci_low
+
+
+def test_p_values_are_scipy_s_on_the_same_differences() -> None:
+    rng = np.random.default_rng(11)
+    a = rng.random(300)
+    b = np.clip(a - 0.05 + rng.normal(0, 0.2, 300), 0, 1)
+    b[:40] = a[:40]  # ties: Wilcoxon and the sign test drop them
+    t = paired_test(a, b, resamples=10)
+    assert t.t_p == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-12)
+    assert t.wilcoxon_p == pytest.approx(stats.wilcoxon(a, b, zero_method="wilcox").pvalue)
+    wins, losses = int((a > b).sum()), int((a < b).sum())
+    assert t.sign_p == pytest.approx(stats.binomtest(wins, wins + losses).pvalue)
+    assert (t.wins_a, t.wins_b, t.ties) == (wins, losses, 40)
+
+
+def test_holm_by_hand() -> None:
+    # p = .01, .04, .03, .005; m = 4. Sorted: .005, .01, .03, .04, multiplied by 4, 3, 2, 1:
+    # .02, .03, .06, .04; running maximum: .02, .03, .06, .06; back in the given order:
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # Capped at 1: 2 × .7 = 1.4 → 1, then max(1.4, .9) → 1.
+    assert holm([0.9, 0.7]) == pytest.approx([1.0, 1.0])
+    assert holm([0.3, 0.8]) == pytest.approx([0.6, 0.8])  # 2 × .3, then max(.6, .8)
+    # A NaN is no test: it stays NaN and m is 2, not 3.
+    out = holm([0.01, np.nan, 0.04])
+    assert np.isnan(out[1]) and out[[0, 2]] == pytest.approx([0.02, 0.04])
+    # Equal p-values get one adjusted value; one test is not adjusted; none gives none.
+    assert holm([0.02, 0.02, 0.5]) == pytest.approx([0.06, 0.06, 0.5])
+    assert holm([0.2]) == pytest.approx([0.2]) and holm([]).shape == (0,)
+
+
+def test_holm_rejects_what_the_step_down_procedure_rejects() -> None:
+    # The procedure as Holm wrote it: walk the sorted p-values and reject H_(i) while
+    # p_(i) <= alpha / (m - i + 1); stop at the first that is not. Rejecting where the
+    # adjusted p <= alpha must give the same set, for any alpha.
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        m = int(rng.integers(1, 12))
+        p = rng.random(m) ** rng.uniform(1, 6)  # many small ones
+        adjusted = holm(p)
+        assert np.all(adjusted >= p) and np.all(adjusted <= 1.0)
+        order = np.argsort(p)
+        assert np.all(np.diff(adjusted[order]) >= 0)  # monotone in p
+        for alpha in (0.01, 0.05, 0.2):
+            rejected = set()
+            for i, k in enumerate(order):
+                if p[k] > alpha / (m - i):
+                    break
+                rejected.add(int(k))
+            assert set(np.flatnonzero(adjusted <= alpha).tolist()) == rejected
+
+
+@pytest.mark.parametrize(
+    ("p", "match"),
+    [([0.1, 1.5], r"in \[0, 1\], got 1.5 at position 1"), ([[0.1]], r"1-d .* shape \(1, 1\)")],
+)
+def test_holm_names_bad_input(p, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        holm(p)
 
 
 @pytest.mark.parametrize(

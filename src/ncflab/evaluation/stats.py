@@ -15,16 +15,21 @@ of each user's item). Reported, all two-sided:
 
 Across seeds of one model the spread is a different question (how much a result moves with
 initialisation); ``ncflab train --repeat`` reports that.
+
+Many comparisons in one table (every row against a baseline, on each metric and dataset) are
+corrected together with ``holm`` (Holm–Bonferroni), which controls the chance of any false
+"significant" in the table without assuming the tests are independent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["PairedTest", "paired_test"]
+__all__ = ["PairedTest", "holm", "paired_test"]
 
 
 @dataclass(frozen=True)
@@ -121,3 +126,32 @@ def _bootstrap_interval(
     tail = (1.0 - confidence) / 2
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return float(low), float(high)
+
+
+def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni step-down adjusted p-values, in the order given.
+
+    With the m finite p-values sorted ascending, p_(1) ≤ … ≤ p_(m), the adjusted value of
+    p_(i) is min(1, max_{j ≤ i} (m − j + 1) p_(j)): rejecting where it is below α controls the
+    family-wise error rate at α (Holm 1979). The running maximum keeps the adjusted values in
+    the order of the raw ones, so a smaller p is never reported as less significant.
+
+    A NaN (a comparison that could not be made: too few users, different splits) stays NaN and
+    is not counted in m: it is no test, so it spends none of the family's error rate.
+    Raises ValueError for a p-value outside [0, 1] or an input that is not 1-d.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"need a 1-d sequence of p-values, got shape {p.shape}")
+    tested = ~np.isnan(p)
+    bad = tested & ~((p >= 0.0) & (p <= 1.0))
+    if bad.any():
+        at = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"p-values must be in [0, 1], got {p[at]} at position {at}")
+    index = np.flatnonzero(tested)
+    order = index[np.argsort(p[index], kind="stable")]
+    m = len(order)
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.full(p.shape, np.nan)
+    out[order] = np.minimum(stepped, 1.0)
+    return out
