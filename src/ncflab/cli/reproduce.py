@@ -63,6 +63,7 @@ def reproduce(
                 f"{paper}/{name} [{i}/{n}] {outcome.cell.key}: {outcome.status} "
                 f"({outcome.seconds:.1f}s){extra}",
                 highlight=False,
+                markup=False,  # grid row ids hold brackets: [factors=8]
             )
 
         outcomes = run_experiment_cells(

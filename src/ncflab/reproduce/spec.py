@@ -34,7 +34,8 @@ A figure file adds ``[figure]`` with ``x`` (a hyperparameter the rows' grid vari
 
 Profiles: ``full`` is the file as written; ``quick`` fits a 2-core CPU in minutes (the report
 says which profile each figure comes from); ``smoke`` runs every file's machinery on the
-smallest data (``ml-100k``, one seed, 1–2 epochs) so CI can check the whole path.
+smallest data (``ml-100k``, one seed, 1 epoch for models that have epochs, at most 2 tuning
+trials) so CI can check the whole path.
 """
 
 from __future__ import annotations
@@ -63,15 +64,18 @@ PROFILES = ("smoke", "quick", "full")
 # What every row gets under the smoke profile (unless the file's [profiles.smoke] says more):
 # the machinery end to end in seconds per cell, not a measurement.
 SMOKE_PARAMS = {"epochs": 1}
+SMOKE_TUNE = 2
 
 
 @dataclass(kw_only=True)
 class Profile:
     """Overrides of one profile: any of datasets, seeds, params (merged over every row's),
-    train options, and ``rows`` (ids: only these rows run)."""
+    train options, ``rows`` (ids: only these rows run) and ``tune`` (at most this many trials
+    for a tuned row)."""
 
     datasets: list[str] | None = None
     seeds: int | None = field(default=None, metadata=bounds(ge=1))
+    tune: int | None = field(default=None, metadata=bounds(ge=1))
     params: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     rows: list[str] | None = None
@@ -169,7 +173,7 @@ class Experiment:
                 over,
                 datasets=over.datasets or ["ml-100k"],
                 seeds=over.seeds or 1,
-                params={**SMOKE_PARAMS, **over.params},
+                tune=over.tune or SMOKE_TUNE,
             )
         datasets = over.datasets or self.datasets
         n_seeds = seeds or over.seeds or self.seeds
@@ -177,8 +181,11 @@ class Experiment:
         for row in (r for base in self.rows for r in base.expand()):
             if over.rows is not None and row.id.split("[")[0] not in over.rows:
                 continue
-            params = {**self.params, **row.params, **over.params}
+            smoke = _smoke_params(row.model) if profile == "smoke" else {}
+            params = {**self.params, **row.params, **smoke, **over.params}
             train = {**self.train, **row.train, **over.train}
+            if row.tune and over.tune:
+                row = dataclasses.replace(row, tune=min(row.tune, over.tune))
             for dataset in datasets:
                 for seed in range(n_seeds):
                     out.append(Cell(self, row, dataset, seed, params, train, profile))
@@ -234,6 +241,16 @@ def experiment_files(root: str | Path, paper: str) -> list[Path]:
         )
         raise ConfigError(f"no experiments for paper {paper!r} in {root}; papers: {papers}")
     return sorted(folder.glob("*.toml"))
+
+
+def _smoke_params(model: str) -> dict[str, Any]:
+    """``SMOKE_PARAMS`` that ``model`` has (a closed-form model has no epochs to cut)."""
+    from ncflab.models import MODELS
+
+    if model not in MODELS:
+        return {}
+    fields = {f.name for f in dataclasses.fields(MODELS[model])}
+    return {k: v for k, v in SMOKE_PARAMS.items() if k in fields}
 
 
 def _make(cls: type, raw: Any, where: str) -> Any:
