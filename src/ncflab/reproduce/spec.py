@@ -34,8 +34,8 @@ A figure file adds ``[figure]`` with ``x`` (a hyperparameter the rows' grid vari
 
 Profiles: ``full`` is the file as written; ``quick`` fits a 2-core CPU in minutes (the report
 says which profile each figure comes from); ``smoke`` runs every file's machinery on the
-smallest data (``ml-100k``, one seed, 1 epoch for models that have epochs, at most 2 tuning
-trials) so CI can check the whole path.
+smallest data (``ml-100k``, one seed, one epoch in batches of 4096 for models that have them,
+at most 2 tuning trials) so CI can check the whole path.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ __all__ = [
 PROFILES = ("smoke", "quick", "full")
 # What every row gets under the smoke profile (unless the file's [profiles.smoke] says more):
 # the machinery end to end in seconds per cell, not a measurement.
-SMOKE_PARAMS = {"epochs": 1}
+SMOKE_PARAMS = {"epochs": 1, "batch_size": 4096}
 SMOKE_TUNE = 2
 
 
