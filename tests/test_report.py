@@ -15,6 +15,7 @@ from scipy import stats
 
 from ncflab.evaluation.stats import holm
 from ncflab.reproduce.report import build_report, render_markdown, write_report
+from ncflab.reproduce.runner import expected_config
 from ncflab.reproduce.spec import load_experiment
 from ncflab.reproduce.summary import summary_path, write_summary
 
@@ -119,9 +120,17 @@ def _cell(results: Path, exp: str, row: str, dataset: str, seed: int, **extra) -
         "test": {**test, **extra.pop("test", {})}, "history": extra.pop("history", []),
         "provenance": PROVENANCE,
     }  # fmt: skip
-    path = summary_path(results, "toy", exp, "full", f"{row}/{dataset}/seed-{seed}")
-    write_summary(path, record, per_user)
+    key = f"{row}/{dataset}/seed-{seed}"
+    record["config"] = _config(results.parent / "experiments" / "toy" / f"{exp}.toml", key)
+    write_summary(summary_path(results, "toy", exp, "full", key), record, per_user)
     return per_user
+
+
+def _config(path: Path, key: str) -> dict:
+    """The config a summary of cell ``key`` holds (the report ignores summaries of other
+    settings)."""
+    cells = {c.key: c for c in load_experiment(path).cells("full")}
+    return expected_config(cells[key])
 
 
 @pytest.fixture

@@ -99,6 +99,11 @@ def test_a_changed_setting_makes_a_cell_run_again(tmp_path, toy) -> None:
     data, path = toy
     assert _run(tmp_path, data, path, "quick") == ["ran"] * 4
     path.write_text(EXPERIMENT.replace("epochs = 2, factors = 8", "epochs = 3, factors = 8"))
+    from ncflab.reproduce.report import build_report, render_markdown
+
+    # The old summary is not the cell's figure any more: the report leaves it out.
+    page = render_markdown(build_report([load_experiment(path)], tmp_path / "results", "quick"))
+    assert "Cells done: 3 / 4" in page
     assert _run(tmp_path, data, path, "quick") == ["done", "ran", "done", "done"]
 
 
@@ -114,3 +119,25 @@ def test_a_missing_dataset_fails_its_cells_only(tmp_path, toy, monkeypatch) -> N
     failed = [o for o in outcomes if o.status == "failed"]
     assert {o.cell.dataset for o in failed} == {"ml-1m"} and len(failed) == 4
     assert "ml-1m" in failed[0].error
+
+
+@pytest.mark.slow
+def test_the_smoke_profile_runs_every_papers_tables_and_reports(tmp_path, data_dir) -> None:
+    """Every experiment file's machinery end to end on ml-100k (one seed, one epoch, two
+    tuning trials): each cell runs and each paper's report builds."""
+    from ncflab.reproduce.report import build_report, write_report
+    from ncflab.reproduce.spec import experiment_files
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    for paper in ("jncf", "jca", "ncr"):
+        experiments = [load_experiment(p) for p in experiment_files(root, paper)]
+        for experiment in experiments:
+            outcomes = run_experiment_cells(
+                experiment, profile="smoke", results=tmp_path / "results",
+                runs_root=tmp_path / "runs", threads=2,
+            )  # fmt: skip
+            failed = [(o.cell.key, o.error) for o in outcomes if o.status == "failed"]
+            assert not failed, (experiment.name, failed)
+        written = write_report(build_report(experiments, tmp_path / "results", "smoke"),
+                               tmp_path / "docs")  # fmt: skip
+        assert (tmp_path / "docs" / f"{paper}.md") in written

@@ -138,14 +138,21 @@ def _section(exp: Experiment, results: Path, profile: str) -> Section:
 
 
 def _present(cells: list[Cell], folder: Path) -> Present:
-    """The cells (in their order) whose summary is under ``folder``; summaries of cells the
-    file no longer has are left out."""
+    """The cells (in their order) whose summary is under ``folder`` and was made with the
+    cell's settings as the file now gives them; a summary of a cell the file no longer has,
+    or of older settings, is left out (it is not the table's figure any more)."""
+    from ncflab.reproduce.runner import expected_config
+
     found = {}
     if folder.is_dir():
         for record in read_summaries(folder):
             key = Path(record["_path"]).relative_to(folder).as_posix().removesuffix(".json")
             found[key] = record
-    return [(c, found[c.key]) for c in cells if c.key in found]
+    return [
+        (c, found[c.key])
+        for c in cells
+        if c.key in found and found[c.key].get("config") == expected_config(c)
+    ]
 
 
 def _summary_lines(exp: Experiment, datasets: list[str], rows: list[Row], present: Present):

@@ -25,7 +25,7 @@ from ncflab.reproduce.spec import Cell, Experiment
 from ncflab.reproduce.summary import summary_path, write_summary
 from ncflab.training.options import FitOptions
 
-__all__ = ["CellOutcome", "cell_config", "run_experiment_cells"]
+__all__ = ["CellOutcome", "cell_config", "expected_config", "run_experiment_cells"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,11 @@ def _one(cell: Cell, results: Path, runs_root: Path, data_dir: str | None, threa
         message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
         log.warning("cell %s/%s %s failed: %s", exp.paper, exp.name, cell.key, message)
         return CellOutcome(cell, "failed", time.perf_counter() - t0, message)
+
+
+def expected_config(cell: Cell) -> dict[str, Any]:
+    """The config a summary of ``cell`` must hold to be the cell's figure now."""
+    return _comparable(cell_config(cell))
 
 
 def _up_to_date(target: Path, config: RunConfig) -> bool:

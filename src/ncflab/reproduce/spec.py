@@ -181,8 +181,11 @@ class Experiment:
         for row in (r for base in self.rows for r in base.expand()):
             if over.rows is not None and row.id.split("[")[0] not in over.rows:
                 continue
-            smoke = _smoke_params(row.model) if profile == "smoke" else {}
-            params = {**self.params, **row.params, **smoke, **over.params}
+            # A profile's settings reach the rows whose model has them (a closed-form model
+            # has no epochs to cut); the file's and the row's own are always checked.
+            smoke = SMOKE_PARAMS if profile == "smoke" else {}
+            extra = _model_params(row.model, {**smoke, **over.params})
+            params = {**self.params, **row.params, **extra}
             train = {**self.train, **row.train, **over.train}
             if row.tune and over.tune:
                 row = dataclasses.replace(row, tune=min(row.tune, over.tune))
@@ -243,14 +246,14 @@ def experiment_files(root: str | Path, paper: str) -> list[Path]:
     return sorted(folder.glob("*.toml"))
 
 
-def _smoke_params(model: str) -> dict[str, Any]:
-    """``SMOKE_PARAMS`` that ``model`` has (a closed-form model has no epochs to cut)."""
+def _model_params(model: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``params`` that are hyperparameters of ``model``."""
     from ncflab.models import MODELS
 
     if model not in MODELS:
-        return {}
+        return dict(params)  # an unknown model fails by name when its cell runs
     fields = {f.name for f in dataclasses.fields(MODELS[model])}
-    return {k: v for k, v in SMOKE_PARAMS.items() if k in fields}
+    return {k: v for k, v in params.items() if k in fields}
 
 
 def _make(cls: type, raw: Any, where: str) -> Any:
