@@ -46,7 +46,7 @@ SCORE_BUDGET = 1 << 24
 @dataclass(kw_only=True)
 class JNCF(RatingInput, Recommender):
     """J-NCF (registry name ``jncf``); defaults give J-NCFc with the hybrid TOP1 loss on
-    explicit feedback (paper §4.2.2), except where the issue's validation probe on ML-100K chose
+    explicit feedback (paper §4.2.2), except where a validation probe on ML-100K chose
     otherwise (``lr``, ``n_neg``) or our validation did (``init``); see below.
 
     Attributes:
