@@ -47,6 +47,7 @@ __all__ = [
     "atomic_write",
     "check_model_files",
     "has_snapshot",
+    "jsonable",
     "provenance",
     "read_metrics",
     "recorded_fingerprint",
@@ -120,7 +121,7 @@ class RunWriter:
         atomic_write(self.path / CONFIG, toml)
 
     def write_split(self, info: dict[str, Any]) -> None:
-        atomic_write(self.path / SPLIT, json.dumps(info, indent=2, default=_jsonable))
+        atomic_write(self.path / SPLIT, json.dumps(info, indent=2, default=jsonable))
 
     def check_split(self, fingerprint: str, protocol: str) -> None:
         """For a resumed run: the rebuilt split must be the one the run started on."""
@@ -158,7 +159,7 @@ class RunWriter:
         for name, text in (extra or {}).items():
             atomic_write(self.path / name, text)
         record = {**record, "model_files": model_digests(final), "provenance": provenance()}
-        atomic_write(self.path / METRICS, json.dumps(record, indent=2, default=_jsonable))
+        atomic_write(self.path / METRICS, json.dumps(record, indent=2, default=jsonable))
 
     @contextlib.contextmanager
     def logging_to_file(self, append: bool) -> Iterator[None]:
@@ -382,7 +383,9 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise RunError(f"{path} is not valid JSON ({err}); the file was edited or cut") from err
 
 
-def _jsonable(x: object) -> object:
+def jsonable(x: object) -> object:
+    """``json.dumps``'s fallback for what a record may hold: numpy scalars as Python numbers,
+    anything else (paths, …) as its text."""
     if hasattr(x, "item"):
         return x.item()
     if isinstance(x, float):

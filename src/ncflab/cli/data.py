@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ncflab.cli._app import DataDir, console, data_app, verb
 from ncflab.cli.options import DataFlags, Set, SplitSeed, config_from_flags, data_flags
+from ncflab.runs import jsonable
 
 
 @data_app.command("list")
@@ -54,7 +55,7 @@ def data_info(
         columns = data_flags(user_col, item_col, rating_col, time_col, sep)
         frame = read_user_file(Path(name), columns=columns.get("columns"), sep=columns.get("sep"))
         inter = Interactions.from_frame(frame)
-    console.print_json(json.dumps(describe(inter), default=_jsonable))
+    console.print_json(json.dumps(describe(inter), default=jsonable))
 
 
 @data_app.command("split")
@@ -71,6 +72,7 @@ def data_split(
     negatives (negatives.csv: user, item) and split.json with the fingerprint; ``--set
     data.…`` sets the rules for a published split's quirks."""
     from ncflab.experiments.data import load_split, resolve_config
+    from ncflab.experiments.run import split_record
 
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder to write the split into")
@@ -89,12 +91,6 @@ def data_split(
         users = split.train.user_ids[rows]
         items = split.train.item_ids[split.negatives[rows, cols]]
         pd.DataFrame({"user": users, "item": items}).to_csv(out / "negatives.csv", index=False)
-    info = {**split.info, "fingerprint": split.fingerprint()}
-    (out / "split.json").write_text(json.dumps(info, indent=2, default=_jsonable))
+    info = json.dumps(split_record(split), indent=2, default=jsonable)
+    (out / "split.json").write_text(info)
     console.print(f"wrote {out} (fingerprint {split.fingerprint()})")
-
-
-def _jsonable(x: object) -> object:
-    if isinstance(x, np.generic):
-        return x.item()
-    return str(x)

@@ -28,6 +28,8 @@ from typing import Any
 
 import pandas as pd
 
+from ncflab.runs import jsonable
+
 __all__ = ["SUMMARY_FORMAT", "read_per_user", "read_summaries", "summary_path", "write_summary"]
 
 SUMMARY_FORMAT = 1
@@ -50,7 +52,7 @@ def write_summary(path: Path, record: dict[str, Any], per_user: pd.DataFrame) ->
     (path.parent / name).write_bytes(buffer.getvalue())
     record = {"format": SUMMARY_FORMAT, **record, "per_user": name}
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=_plain) + "\n")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=jsonable) + "\n")
     tmp.replace(path)  # the summary last: it marks the cell finished
 
 
@@ -67,9 +69,3 @@ def read_summaries(folder: Path) -> list[dict[str, Any]]:
 def read_per_user(summary: dict[str, Any]) -> pd.DataFrame:
     """The per-user metrics of a summary read by ``read_summaries``."""
     return pd.read_csv(Path(summary["_path"]).parent / summary["per_user"])
-
-
-def _plain(x: object) -> object:
-    if hasattr(x, "item"):
-        return x.item()
-    return str(x)
