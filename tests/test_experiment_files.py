@@ -3,6 +3,7 @@ every figure copied from a paper names one of the file's datasets and metrics.""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -12,13 +13,16 @@ from ncflab.data.datasets import DATASETS
 from ncflab.evaluation.metrics import METRICS
 from ncflab.experiments.presets import PROTOCOLS
 from ncflab.models import MODELS
-from ncflab.reproduce.spec import PROFILES, Experiment, load_experiment
+from ncflab.reproduce.spec import HITS_STATS, PROFILES, TIMINGS, Experiment, load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "experiments"
 FILES = sorted(EXPERIMENTS.glob("*/*.toml"))
 PAPERS_TEXT = ROOT.parent / "shared" / "papers"  # the papers' full texts, where present
 STRONG = {"ease", "ials", "slim", "rp3beta"}
+# What NCR's rule comparison measures (ncflab.experiments.ncr.compare_rules at k = 10).
+RULES = {f"{m}@10 {r}" for m in ("HR", "NDCG") for r in ("alg1", "wins")} | {
+    "hit_agreement", "topk_overlap", "intransitive", "users"}  # fmt: skip
 # Metrics of the summaries beyond the per-user ones: F1avg@K (JCA's F1 of the mean P and R).
 DERIVED = {"F1avg": "F1"}
 
@@ -43,6 +47,10 @@ def test_protocol_datasets_and_metrics_are_known(experiment: Experiment) -> None
     for profile in experiment.profiles.values():
         datasets |= set(profile.datasets or [])
     assert datasets <= set(DATASETS), sorted(datasets - set(DATASETS))
+    if experiment.view in ("timing", "hits", "rules"):  # figures of their own, not metrics
+        own = {"timing": TIMINGS, "hits": HITS_STATS, "rules": RULES}[experiment.view]
+        assert set(experiment.metrics) <= set(own)
+        return
     for metric in experiment.metrics:
         name, _, k = metric.partition("@")
         base = DERIVED.get(name, name)
@@ -66,7 +74,7 @@ def test_every_cell_builds_its_model(experiment: Experiment, profile: str) -> No
         if cell.row.tune:
             space = getattr(MODELS[cell.row.model], "search_space", None)
             assert space, f"{cell.row.id}: tune needs the model's search space"
-    if profile == "full":
+    if profile == "full" and not experiment.source:
         n_rows = sum(len(r.expand()) for r in experiment.rows)
         assert len(cells) == n_rows * len(experiment.datasets) * experiment.seeds
 
@@ -79,7 +87,12 @@ def test_profiles_name_existing_rows(experiment: Experiment) -> None:
 
 def test_paper_figures_name_the_files_datasets_and_metrics(experiment: Experiment) -> None:
     datasets, metrics = set(experiment.datasets), set(experiment.metrics)
+    if experiment.view == "activity":  # keyed "<group>|<dataset>"
+        groups = {f"{g * 100:g}%" for g in experiment.groups}
+        datasets = {f"{g}|{d}" for g in groups for d in datasets}
     for base in experiment.rows:
+        if experiment.source:  # a view's rows are its source's, shown with their figures
+            base = dataclasses.replace(base, grid={})
         expanded = base.expand()
         # A grid row's figures are keyed "<grid tag>|<dataset>": each must meet one grid point.
         n_keys = sum(len(r.paper) for r in expanded)
@@ -88,12 +101,13 @@ def test_paper_figures_name_the_files_datasets_and_metrics(experiment: Experimen
             for dataset, values in row.paper.items():
                 assert dataset in datasets, f"{row.id}: {dataset} is not one of {sorted(datasets)}"
                 assert set(values) <= metrics, f"{row.id}: {sorted(set(values) - metrics)}"
-                assert all(0.0 < v <= 1.0 for v in values.values()), (row.id, values)
+                if experiment.view != "timing":  # timings are seconds
+                    assert all(0.0 < v <= 1.0 for v in values.values()), (row.id, values)
 
 
 def test_tables_carry_the_strong_baselines(experiment: Experiment) -> None:
-    if experiment.kind != "table":
-        pytest.skip("figures need not")
+    if experiment.kind != "table" or experiment.source:
+        pytest.skip("figures need not; a view shows its source's rows")
     strong = {r.model: r for r in experiment.rows if r.role == "strong"}
     assert set(strong) >= STRONG
     assert all(strong[m].tune >= 1 for m in STRONG)
@@ -112,7 +126,8 @@ def test_paper_figures_are_printed_in_the_paper(experiment: Experiment) -> None:
     texts = sorted(PAPERS_TEXT.glob(f"{experiment.paper}-*.txt"))
     if not texts:
         pytest.skip(f"no text of the {experiment.paper} paper in {PAPERS_TEXT}")
-    printed = set(re.findall(r"(?<![\d.])\d*\.\d+", texts[0].read_text()))
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", texts[0].read_text())  # 5,451.671 → 5451.671
+    printed = set(re.findall(r"(?<![\d.])\d*\.\d+", text))
     numbers = {float(s) for s in printed}
     for row in experiment.rows:
         for values in row.paper.values():

@@ -98,10 +98,23 @@ def test_sparsity_subset_keeps_every_user_and_item() -> None:
     again = filters.sparsity_subset(inter, 1000, seed=3)
     assert again.fingerprint() == sub.fingerprint()
     assert filters.sparsity_subset(inter, 1000, seed=4).fingerprint() != sub.fingerprint()
+    three = filters.sparsity_subset(inter, 1500, seed=3, min_user_records=3)
+    assert three.user_counts().min() >= min(3, inter.user_counts().min())
     with pytest.raises(ValueError, match="too few to keep all 300 users"):
         filters.sparsity_subset(inter, 200, seed=0)
     with pytest.raises(ValueError, match="n_records=7000"):
         filters.sparsity_subset(inter, 7000, seed=0)
+
+
+def test_sparsity_subsets_of_one_seed_are_nested_as_the_paper_builds_them() -> None:
+    inter = _random(300, 150, 6000)
+    sizes = [4000, 2500, 1000]
+    subsets = [_pairs(filters.sparsity_subset(inter, n, seed=7)) for n in sizes]
+    assert [len(s) for s in subsets] == sizes
+    assert subsets[2] <= subsets[1] <= subsets[0] <= _pairs(inter)
+    # The removed records are spread over the data, not taken from one end of it.
+    dropped = _pairs(inter) - subsets[2]
+    assert len({u for u, _ in dropped}) > 250
 
 
 def test_jca_filter_three_passes() -> None:

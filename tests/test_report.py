@@ -100,6 +100,7 @@ model = "bpr"
 
 # Each row's chance that a user's held-out item is in its top 10: J-NCF clearly best.
 HIT_RATE = {"pop": 0.30, "ease": 0.50, "jncf": 0.75}
+ACTIVITY = (np.arange(200) * 37) % 23 + 1  # training records per user, with ties
 PROVENANCE = {"ncflab": "0.1.0", "git_commit": "0123456789abcdef" * 2 + "+dirty",
               "python": "3.12.1", "torch": "2.5.1", "numpy": "2.1.0", "scipy": "1.14.1",
               "threads": 2, "device": "cpu"}  # fmt: skip
@@ -111,8 +112,9 @@ def _cell(results: Path, exp: str, row: str, dataset: str, seed: int, **extra) -
     rng = np.random.default_rng([zlib.crc32(f"{row}/{dataset}".encode()), seed])
     hit = (rng.random(200) < HIT_RATE.get(row, 0.5)).astype(float)
     per_user = pd.DataFrame(
-        {"user": np.arange(200), "HR@10": hit, "NDCG@10": hit / np.log2(rng.integers(2, 12, 200))}
-    )
+        {"user": np.arange(200), "train_items": ACTIVITY, "HR@10": hit,
+         "NDCG@10": hit / np.log2(rng.integers(2, 12, 200))}
+    )  # fmt: skip
     test = {m: float(per_user[m].mean()) for m in ("HR@10", "NDCG@10")}
     record = {
         "experiment": f"toy/{exp}", "profile": "full", "row": row, "dataset": dataset,
@@ -299,3 +301,129 @@ def test_epochs_chosen_on_test_are_labelled(table, tmp_path) -> None:
     page = render_markdown(build_report([exp], results, "full"))
     assert "| ml-100k | EASE (epochs chosen on test) |" in page
     assert "| ml-1m | EASE |" in page
+
+
+VIEWS = {
+    "table7": """
+title = "Toy Table 7: by activity"
+source = "table2"
+view = "activity"
+groups = [0.1, 0.5]
+metrics = ["HR@10", "NDCG@10"]
+
+[[rows]]
+id = "jncf"
+paper = { "10%|ml-100k" = { "HR@10" = 0.8 } }
+
+[[rows]]
+id = "ease"
+
+[[rows]]
+id = "pop"
+label = "Popularity"
+""",
+    "table8": """
+title = "Toy Table 8: time"
+source = "table2"
+view = "timing"
+metrics = ["fit_seconds", "best_seconds", "epoch_seconds", "rank_seconds_per_user"]
+
+[[rows]]
+id = "jncf"
+paper = { "ml-100k" = { "epoch_seconds" = 10.925 } }
+""",
+}
+
+
+def _views(table, tmp_path: Path) -> list:
+    folder = tmp_path / "experiments" / "toy"
+    for name, text in VIEWS.items():
+        (folder / f"{name}.toml").write_text(text)
+    return [load_experiment(folder / f"{name}.toml") for name in VIEWS]
+
+
+def test_an_activity_view_by_hand(table, tmp_path) -> None:
+    _, results, frames = table
+    view, _ = _views(table, tmp_path)
+    assert view.cells("full")[0].experiment.name == "table2"  # the source's cells
+    section = build_report([view], results, "full").sections[0]
+    csv = section.table
+    # Users ranked by training records (ties by user id): the first 20 / 100 of 200.
+    ranked = np.lexsort((np.arange(200), ACTIVITY))
+    group = {"10%": np.sort(ranked[:20]), "50%": np.sort(ranked[:100])}
+
+    def users(row: str, dataset: str, metric: str, name: str) -> np.ndarray:
+        seeds = [frames[k][metric].to_numpy() for k in frames if k[:2] == (row, dataset)]
+        return np.mean(seeds, axis=0)[group[name]]
+
+    line = csv[(csv.row == "jncf") & (csv.dataset == "ml-100k") & (csv.group == "10%")
+               & (csv.metric == "HR@10")].iloc[0]  # fmt: skip
+    per_seed = [frames["jncf", "ml-100k", s]["HR@10"].to_numpy()[group["10%"]].mean()
+                for s in (0, 1)]  # fmt: skip
+    assert line["mean"] == pytest.approx(np.mean(per_seed)) and line.n == 2
+    assert line.paper == 0.8 and line.label == "J-NCF"
+    assert set(csv.label) == {"J-NCF", "EASE", "Popularity"}  # a view's label wins
+    # Each group tested against its own strongest baseline, Holm over every test of the view.
+    tested = csv[csv.p.notna()]
+    raw = []
+    for d, name, r, m in zip(tested.dataset, tested.group, tested.row, tested.metric,
+                             strict=True):  # fmt: skip
+        ref = csv[(csv.dataset == d) & (csv.group == name) & (csv.metric == "HR@10")
+                  & csv.role.isin(["baseline", "strong"])]  # fmt: skip
+        best = ref.loc[ref["mean"].idxmax()].row
+        raw.append(stats.ttest_rel(users(r, d, m, name), users(best, d, m, name)).pvalue)
+    assert tested.p.to_numpy() == pytest.approx(raw, rel=1e-5)
+    assert tested.p_adjusted.to_numpy() == pytest.approx(holm(raw), rel=1e-5)
+    page = render_markdown(build_report([view], results, "full"))
+    assert "| Dataset | Users | Row | HR@10 | paper | Δ |" in page
+    assert "| ml-100k | 10% | J-NCF |" in page
+
+
+def test_an_activity_view_needs_the_users_activity(table, tmp_path) -> None:
+    _, results, _ = table
+    view, _ = _views(table, tmp_path)
+    file = results / "toy" / "table2" / "full" / "ease" / "ml-100k" / "seed-0.per_user.csv.gz"
+    pd.read_csv(file).drop(columns="train_items").to_csv(file, index=False)
+    with pytest.raises(ValueError, match="no train_items column .* run its cell again"):
+        build_report([view], results, "full")
+
+
+def test_a_timing_view_from_the_histories(tmp_path) -> None:
+    folder = tmp_path / "experiments" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "table2.toml").write_text(TABLE)
+    results = tmp_path / "results"
+    history = [{"epoch": e, "seconds": 2.0 * e, "eval_seconds": 0.4} for e in (1, 2, 3, 4)]
+    for seed in range(3):
+        _cell(results, "table2", "jncf", "ml-100k", seed, history=history)
+    path = results / "toy" / "table2" / "full" / "jncf" / "ml-100k" / "seed-0.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "fit_seconds": 30.0, "best_epoch": 2}))
+    timing = _views(None, tmp_path)[1]
+    csv = build_report([timing], results, "full").sections[0].table
+    got = {m: (v, n) for m, v, n in zip(csv.metric, csv["mean"], csv.n, strict=True)
+           if not np.isnan(v)}  # fmt: skip
+    assert got["fit_seconds"] == (30.0, 1)  # only seed 0 recorded one
+    assert got["epoch_seconds"] == (pytest.approx(5.0), 3)
+    # Training up to the chosen epoch: epochs 1-2 for seed 0, all four without a choice.
+    assert got["best_seconds"][0] == pytest.approx((6.0 + 20.0 + 20.0) / 3)
+    assert got["rank_seconds_per_user"][0] == pytest.approx(0.4 / 200)
+    page = render_markdown(build_report([timing], results, "full"))
+    assert "| ml-100k | J-NCF | 30 (1) |  | 15.33 ± 8.1 (3) |  | 5 ± 0 (3) | 10.93 |" in page
+    assert "▲" not in page and "comparisons" not in page
+
+
+def test_reference_rows_are_shown_never_tested(table, tmp_path) -> None:
+    exp, results, _ = table
+    folder = tmp_path / "experiments" / "toy"
+    (folder / "table2.toml").write_text(
+        TABLE + '\n[[rows]]\nid = "jncf-on-test"\nlabel = "J-NCF"\nmodel = "jncf"\n'
+        'role = "reference"\ntrain = { select_on = "test" }\n'
+    )
+    for seed in range(2):
+        _cell(results, "table2", "jncf-on-test", "ml-100k", seed)
+    exp = load_experiment(folder / "table2.toml")
+    csv = build_report([exp], results, "full").sections[0].table
+    ref = csv[csv.row == "jncf-on-test"]
+    assert ref["mean"].notna().any() and ref.p.isna().all()
+    assert int(csv.p.notna().sum()) == 6  # as without the reference row

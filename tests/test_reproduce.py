@@ -107,6 +107,142 @@ def test_a_changed_setting_makes_a_cell_run_again(tmp_path, toy) -> None:
     assert _run(tmp_path, data, path, "quick") == ["done", "ran", "done", "done"]
 
 
+def test_a_killed_run_continues_at_another_thread_count(tmp_path, toy) -> None:
+    data, path = toy
+    exp = load_experiment(path)
+    kw = {"profile": "quick", "results": tmp_path / "results", "runs_root": tmp_path / "runs",
+          "data_dir": str(data)}  # fmt: skip
+    assert [o.status for o in run_experiment_cells(exp, threads=2, **kw)] == ["ran"] * 4
+    results = tmp_path / "results" / "toy" / "table" / "quick"
+    killed = tmp_path / "runs" / "toy" / "table" / "quick" / "bpr" / "ml-100k" / "seed-0"
+    (results / "bpr" / "ml-100k" / "seed-0.json").unlink()
+    (killed / "metrics.json").unlink()
+    # The thread count is the machine's, not the cell's: the run is resumed, not redone.
+    statuses = [o.status for o in run_experiment_cells(exp, threads=1, **kw)]
+    assert statuses == ["done", "resumed", "done", "done"]
+
+
+def test_a_view_runs_its_source_s_cells_and_a_thinned_dataset_keeps_its_users(
+    tmp_path, toy
+) -> None:
+    data, path = toy
+    path.write_text(
+        EXPERIMENT.replace('id = "pop"', 'id = "pop"\ngrid = { "data.records" = [900, 600] }')
+    )
+    view = path.parent / "view.toml"
+    view.write_text(
+        'title = "By activity"\nsource = "table"\nview = "activity"\ngroups = [0.5, 1.0]\n'
+        'metrics = ["HR@10"]\n\n[[rows]]\nid = "pop"\n'
+    )
+    exp = load_experiment(view)
+    assert exp.protocol == "ncf" and exp.datasets == ["ml-100k"]
+    outcomes = run_experiment_cells(
+        exp, profile="quick", results=tmp_path / "results", runs_root=tmp_path / "runs",
+        data_dir=str(data),
+    )  # fmt: skip
+    assert [o.status for o in outcomes] == ["ran", "ran"]
+    assert {o.cell.experiment.name for o in outcomes} == {"table"}  # kept as the source's
+    folder = tmp_path / "results" / "toy" / "table" / "quick"
+    for records in (900, 600):
+        file = folder / f"pop[data.records={records}]" / "ml-100k" / "seed-0.json"
+        summary = json.loads(file.read_text())
+        assert sum(summary["data"].values()) == records  # train + valid + test
+        assert summary["config"]["data"] == {"records": records}
+        per_user = read_per_user({**summary, "_path": str(file)})
+        assert len(per_user) == 80 and per_user["train_items"].min() >= 1
+
+
+ANALYSED = """
+title = "Analyses of trained models"
+protocol = "ncf"
+datasets = ["ml-100k"]
+metrics = ["HR@10"]
+seeds = 1
+
+[[rows]]
+id = "pop"
+model = "itempop"
+role = "baseline"
+analyses = ["hits@10"]
+
+[[rows]]
+id = "bpr"
+model = "bpr"
+params = { epochs = 2, factors = 8 }
+analyses = ["hits@10"]
+
+[[rows]]
+id = "nbpr"
+model = "nbpr"
+params = { epochs = 1, factors = 8 }
+analyses = ["rules"]
+"""
+
+
+def test_analyses_are_kept_in_summaries_and_views_read_them(tmp_path, toy) -> None:
+    from ncflab.experiments.compare import hits_difference_rate, top_k_hits
+    from ncflab.experiments.ncr import compare_rules
+    from ncflab.experiments.run import load_run
+    from ncflab.reproduce.report import build_report, render_markdown
+
+    data, path = toy
+    path.write_text(ANALYSED)
+    (path.parent / "hits.toml").write_text(
+        'title = "Hits"\nsource = "table"\nview = "hits"\npair = ["pop", "bpr"]\n'
+        'metrics = ["users", "no_hit", "above_0.2", "mean_rate"]\n'
+    )
+    (path.parent / "rules.toml").write_text(
+        'title = "Rules"\nsource = "table"\nview = "rules"\n'
+        'metrics = ["HR@10 alg1", "HR@10 wins", "hit_agreement"]\n\n[[rows]]\nid = "nbpr"\n'
+    )
+    kw = {"profile": "full", "results": tmp_path / "results", "runs_root": tmp_path / "runs",
+          "data_dir": str(data)}  # fmt: skip
+    assert [o.status for o in run_experiment_cells(load_experiment(path), **kw)] == ["ran"] * 3
+    folder = tmp_path / "results" / "toy" / "table" / "full"
+    summaries = {s["row"]: s for s in read_summaries(folder)}
+    runs = tmp_path / "runs" / "toy" / "table" / "full"
+    # The rules analysis is compare_rules on the trained model, as `ncflab rules` runs it.
+    _, split, nbpr = load_run(runs / "nbpr" / "ml-100k" / "seed-0", data_dir=str(data))
+    expected = compare_rules(nbpr, split, part="test", k=10, position="random", seed=0)
+    kept = summaries["nbpr"]["analyses"]["rules"]
+    assert {k: kept[k] for k in expected} == pytest.approx(expected)
+    # The hits view's rates are compare's hits difference rates of the two trained models.
+    models = [
+        load_run(runs / r / "ml-100k" / "seed-0", data_dir=str(data))[2] for r in ("pop", "bpr")
+    ]
+    rates = hits_difference_rate(*(top_k_hits(m, split, 10) for m in models))
+    report = build_report(
+        [load_experiment(path.parent / "hits.toml")], tmp_path / "results", "full"
+    )
+    got = dict(zip(report.sections[0].table.metric, report.sections[0].table["mean"], strict=True))
+    defined = rates[~np.isnan(rates)]
+    assert got["users"] == len(rates) == 80 and got["no_hit"] == np.isnan(rates).sum()
+    assert got["above_0.2"] == pytest.approx((defined > 0.2).mean())
+    assert got["mean_rate"] == pytest.approx(defined.mean())
+    rules = build_report(
+        [load_experiment(path.parent / "rules.toml")], tmp_path / "results", "full"
+    )
+    page = render_markdown(rules)
+    assert f"| ml-100k | nbpr | {expected['HR@10 alg1']:.4f} (1) |" in page
+    # A row that gains an analysis later is analysed from its finished run, not trained again.
+    path.write_text(ANALYSED.replace('analyses = ["rules"]', 'analyses = ["rules", "hits@10"]'))
+    statuses = [o.status for o in run_experiment_cells(load_experiment(path), **kw)]
+    assert statuses == ["done", "done", "summarised"]
+
+
+def test_a_view_names_rows_with_the_analysis_it_needs(tmp_path, toy) -> None:
+    from ncflab.typed import ConfigError
+
+    _, path = toy
+    path.write_text(ANALYSED)
+    (path.parent / "hits.toml").write_text(
+        'title = "Hits"\nsource = "table"\nview = "hits"\npair = ["pop", "nbpr"]\n'
+        'metrics = ["users"]\n'
+    )
+    with pytest.raises(ConfigError, match=r'needs rows of table with analyses = \["hits@10"\]'):
+        load_experiment(path.parent / "hits.toml")
+
+
 def test_a_missing_dataset_fails_its_cells_only(tmp_path, toy, monkeypatch) -> None:
     monkeypatch.delenv("NCFLAB_DATA_DIR", raising=False)  # ml-1m must be nowhere here
     monkeypatch.setenv("NCFLAB_CACHE_DIR", str(tmp_path / "cache"))

@@ -75,6 +75,12 @@ class DataOptions:
             leave-one-out, 10 % for ratio splits), "epochs" (no validation: every model trains
             its ``epochs`` and early stopping is off, said in the log), or "error". Unset =
             "carve".
+        records: keep this many records of the dataset, thinned by J-NCF §4.2.1's procedure
+            (random records removed while every user keeps three, for train, validation
+            and test, and every item one; seeded by
+            ``split_seed``, and for one seed a smaller subset lies inside a larger one), before
+            the split. J-NCF's Table 4 versions of ML100K are 69,999, 39,999 and 9,999.
+            Unset = all records. Not for a published split (its parts are fixed).
     """
 
     columns: dict[str, str] = field(default_factory=dict)
@@ -86,6 +92,7 @@ class DataOptions:
     bad_negatives: Literal["error", "drop", "keep"] | None = None
     overlap: Literal["error", "clean", "keep"] | None = None
     without_valid: Literal["carve", "epochs", "error"] | None = None
+    records: int | None = field(default=None, metadata=bounds(ge=1))
 
     def __post_init__(self) -> None:
         check_dataclass(self, prefix="data.")

@@ -38,6 +38,7 @@ __all__ = [
     "CHECKPOINT",
     "CONFIG",
     "METRICS",
+    "PER_USER_INFO",
     "MODEL",
     "PER_USER",
     "SPLIT",
@@ -62,6 +63,8 @@ CONFIG = "config.toml"
 SPLIT = "split.json"
 METRICS = "metrics.json"
 PER_USER = "per_user.csv"
+# Columns of per_user.csv that describe the user rather than measure the model.
+PER_USER_INFO = ("user", "train_items")
 MODEL = "model"
 CHECKPOINT = "checkpoint"
 LOG = "log.txt"

@@ -159,7 +159,7 @@ def significance(
     tests = {}
     # Per-user metrics only: a metric of means (JCA's F1 of the mean P and R) has no per-user
     # values to pair.
-    for name in (c for c in per_a.columns if c != "user"):
+    for name in (c for c in per_a.columns if c not in runs.PER_USER_INFO):
         a, b = per_a[name].to_numpy(), per_b[name].to_numpy()
         keep = np.isfinite(a) & np.isfinite(b)  # AUC is undefined for some users
         tests[name] = paired_test(a[keep], b[keep], resamples=resamples, seed=bootstrap_seed)

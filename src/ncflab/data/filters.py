@@ -191,7 +191,9 @@ def _merge_duplicates(
     return pick, ratings
 
 
-def sparsity_subset(inter: Interactions, n_records: int, seed: int) -> Interactions:
+def sparsity_subset(
+    inter: Interactions, n_records: int, seed: int, min_user_records: int = 1
+) -> Interactions:
     """A sparser copy with ``n_records`` records and the same users and items (J-NCF §4.2.1).
 
     J-NCF removes random records one at a time, skipping a removal that would leave a user or
@@ -199,30 +201,44 @@ def sparsity_subset(inter: Interactions, n_records: int, seed: int) -> Interacti
     then one random record for each item not yet covered by those, and drop records uniformly
     at random among the unprotected ones. Every user and item keeps ≥ 1 record.
 
+    The unprotected records are kept in one random order fixed by ``seed``, so for one seed a
+    smaller subset lies inside every larger one: J-NCF builds its '-3' version from its '-2'
+    and that from '-1', and ``n_records`` alone names each level of that chain.
+
     Args:
         n_records: records to keep; at least the number of protected records (which is at
             least max(n_users, n_items)) and at most ``len(inter)``.
-        seed: the subset is a function of (inter, n_records, seed).
+        seed: the subset is a function of (inter, n_records, seed, min_user_records).
+        min_user_records: records protected per user (all of a user's when it has fewer):
+            the paper keeps 1; a leave-one-out split with validation needs 3 per user.
     """
     inter = compact(inter)
     if not isinstance(n_records, int | np.integer) or not 0 <= n_records <= len(inter):
         raise ValueError(f"n_records={n_records!r}: expected an integer in [0, {len(inter)}]")
     rng = np.random.default_rng(seed)
+    if not isinstance(min_user_records, int | np.integer) or min_user_records < 1:
+        raise ValueError(f"min_user_records={min_user_records!r}: expected an integer >= 1")
     rank = rng.permutation(len(inter))  # distinct random priorities
-    protected = _one_per_group(inter.users, rank, inter.n_users)
+    protected = np.zeros(len(inter), dtype=bool)
+    for _ in range(min_user_records):  # the user's next-highest-ranked record each pass
+        rest = np.flatnonzero(~protected)
+        protected[rest[_one_per_group(inter.users[rest], rank[rest], inter.n_users)]] = True
     covered = np.bincount(inter.items[protected], minlength=inter.n_items) > 0
     rest = np.flatnonzero(~covered[inter.items])
     protected[rest[_one_per_group(inter.items[rest], rank[rest], inter.n_items)]] = True
     n_protected = int(protected.sum())
     if n_records < n_protected:
         raise ValueError(
-            f"n_records={n_records} is too few to keep all {inter.n_users} users and "
-            f"{inter.n_items} items: this draw protects {n_protected} records (never fewer "
-            f"than max(n_users, n_items) = {max(inter.n_users, inter.n_items)})"
+            f"n_records={n_records} is too few to keep all {inter.n_users} users (with "
+            f"{min_user_records} record(s) each where they have them) and {inter.n_items} "
+            f"items: this draw protects {n_protected} records"
         )
-    free = np.flatnonzero(~protected)
+    # An order drawn apart from ``rank`` (which chose the protected records, so it is not
+    # uniform over the rest); the first n_records - n_protected of it are kept.
+    order = rng.permutation(len(inter))
+    free = order[~protected[order]]
     keep = protected.copy()
-    keep[rng.choice(free, size=n_records - n_protected, replace=False)] = True
+    keep[free[: n_records - n_protected]] = True
     return compact(inter.subset(keep))
 
 

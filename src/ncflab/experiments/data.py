@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ncflab.config import ConfigError, RunConfig
 from ncflab.data.datasets import DATASETS, load_dataset, load_split_files
+from ncflab.data.filters import sparsity_subset
 from ncflab.data.interactions import Interactions
 from ncflab.data.splits import Split, carve_validation, split_from_frames, with_negatives
 from ncflab.data.user_files import read_split_files, read_user_file
@@ -95,6 +96,11 @@ def load_split(config: RunConfig, protocol: Protocol | None = None) -> Split:
     ``config.split_seed``."""
     protocol = protocol or get_protocol(config.protocol)
     spec = DATASETS.get(config.dataset)
+    if config.data.records is not None and (config.data.files or (spec and spec.fixed_split)):
+        raise ConfigError(
+            f"data.records={config.data.records} thins a dataset before it is split; "
+            f"{config.dataset!r} is a published split whose parts are fixed"
+        )
     if config.data.files:
         frames = read_split_files(
             {r: Path(p) for r, p in config.data.files.items()},
@@ -112,6 +118,15 @@ def load_split(config: RunConfig, protocol: Protocol | None = None) -> Split:
             Path(config.dataset), columns=config.data.columns or None, sep=config.data.sep or None
         )
         inter = Interactions.from_frame(frame)
+    if config.data.records is not None:
+        n = len(inter)
+        # Three records per user (train, validation, test) keep every user in the paper's
+        # leave-one-out split, which J-NCF's Table 4 also does (same users in every version);
+        # the paper's own removal rule keeps only one.
+        inter = sparsity_subset(
+            inter, config.data.records, seed=config.split_seed, min_user_records=3
+        )
+        log.info("thinned %s from %d to %d records (data.records)", config.dataset, n, len(inter))
     return make_split(protocol, inter, seed=config.split_seed)
 
 

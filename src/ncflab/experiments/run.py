@@ -168,10 +168,14 @@ def split_record(split: Split) -> dict[str, Any]:
 
 
 def per_user_frame(test: EvalResult, split: Split) -> pd.DataFrame:
-    """The per-user test metrics with original user ids (``per_user.csv``)."""
+    """The per-user test metrics with original user ids (``per_user.csv``), and each user's
+    number of training records (``train_items``: the activity that per-activity tables such
+    as J-NCF's Table 7 group users by; not a metric, so never paired or averaged as one)."""
     per_user = test.per_user.copy()
     if "user" in per_user.columns:
-        per_user["user"] = split.train.user_ids[per_user["user"].to_numpy()]
+        index = per_user["user"].to_numpy()
+        per_user["user"] = split.train.user_ids[index]
+        per_user.insert(1, "train_items", split.train.user_counts()[index])
     return per_user
 
 

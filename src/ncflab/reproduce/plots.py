@@ -25,7 +25,14 @@ import pandas as pd
 
 from ncflab.reproduce.spec import Cell, Experiment
 
-__all__ = ["draw_figure", "figure_points", "format_number", "format_ours", "points_markdown"]
+__all__ = [
+    "draw_cdf",
+    "draw_figure",
+    "figure_points",
+    "format_number",
+    "format_ours",
+    "points_markdown",
+]
 
 POINTS = ["dataset", "series", "row", "x", "position", "metric", "mean", "std", "n", "paper"]
 _VALUES = ["dataset", "series", "row", "x", "position", "metric", "seed", "value", "paper"]
@@ -65,7 +72,7 @@ def figure_points(exp: Experiment, present: list[tuple[Cell, dict[str, Any]]]) -
 def _grid_values(exp: Experiment, present: list) -> list[tuple]:
     x, y = exp.figure.x, exp.figure.y
     series_of = {r.id: base.label for base in exp.rows for r in base.expand()}
-    raw = [cell.params.get(x) for cell, _ in present]
+    raw = [cell.setting(x) for cell, _ in present]
     labels = [EVERY_X if v is None else _label(v) for v in raw]
     given = [v for v in raw if v is not None]
     if all(isinstance(v, Real) and not isinstance(v, bool) for v in given):
@@ -137,6 +144,39 @@ def draw_figure(exp: Experiment, points: pd.DataFrame, path: Path) -> Path:
         if handles:
             fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
         fig.suptitle(exp.title, fontsize=10)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, metadata={"Software": None})
+    return path
+
+
+def draw_cdf(exp: Experiment, curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+    """A hits view's figure: per dataset, the empirical CDF of the hits difference rate over
+    the users either model hits (JCA Fig. 1), as a PNG at ``path``; byte-stable as
+    ``draw_figure``. Needs matplotlib."""
+    try:
+        import matplotlib.style
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError(
+            "figures need matplotlib: pip install matplotlib (or pip install 'ncflab[plot]')"
+        ) from err
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(5.2, 3.6), layout="constrained")
+        ax = fig.add_subplot()
+        for i, (dataset, (x, y)) in enumerate(curves.items()):
+            # Rates of exactly 0 and 1 are common: pad the steps so both jumps are drawn.
+            ax.step(np.r_[-0.05, x, 1.05], np.r_[0.0, y, 1.0], where="post", color=f"C{i}",
+                    label=dataset)  # fmt: skip
+        for t in (0.2, 0.5):  # where the paper reads its CDF off
+            ax.axvline(t, color="grey", linestyle=":", linewidth=0.8)
+        ax.set(xlim=(-0.02, 1.02), ylim=(0, 1.02), xlabel="hits difference rate")
+        ax.set_ylabel("share of users hit by either (CDF)")
+        if curves:
+            ax.legend(fontsize=8, loc="lower right")
+        else:
+            ax.text(0.5, 0.5, "no finished cells", ha="center", transform=ax.transAxes)
+        ax.grid(alpha=0.3)
+        fig.suptitle(exp.title, fontsize=9)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, metadata={"Software": None})
     return path

@@ -13,7 +13,9 @@ both), Holm-corrected over the whole table because a table makes many comparison
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import pandas as pd
 from ncflab.evaluation.stats import holm, paired_test
 from ncflab.reproduce.plots import (
     MISSING,
+    draw_cdf,
     draw_figure,
     figure_points,
     format_number,
@@ -59,6 +62,7 @@ class Section:
     baselines: dict[str, str]  # dataset → label of its strongest baseline
     notes: list[str]  # what could not be tested, and why
     provenance: dict[str, list[str]]  # what produced the summaries: unique values seen
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ def write_report(report: Report, out_dir: Path) -> list[Path]:
         written.append(csv)
         if section.experiment.kind == "figure":
             written.append(draw_figure(section.experiment, section.table, folder / f"{name}.png"))
+        if section.experiment.view == "hits":
+            written.append(draw_cdf(section.experiment, section.curves, folder / f"{name}.png"))
     page = out_dir / f"{report.paper}.md"
     page.write_text(render_markdown(report))
     return [*written, page]
@@ -113,17 +119,29 @@ def render_markdown(report: Report) -> str:
 # ------------------------------------------------------------------------------ gathering
 def _section(exp: Experiment, results: Path, profile: str) -> Section:
     cells = exp.cells(profile)
-    present = _present(cells, results / exp.paper / exp.name / profile)
+    present = _present(cells, results, profile)
     datasets = list(dict.fromkeys(c.dataset for c in cells))
-    rows = list({c.row.id: c.row for c in cells}.values())
+    rows = list({c.row.id: _shown(exp, c.row) for c in cells}.values())
+    present = [(dataclasses.replace(c, row=_shown(exp, c.row)), s) for c, s in present]
     baselines: dict[str, str] = {}
     notes: list[str] = []
+    curves: dict = {}
     if exp.kind == "figure":
         table = figure_points(exp, present)
+    elif exp.view == "timing":
+        table = _scalar_lines(exp, datasets, rows, present, _timings)
+    elif exp.view == "rules":
+        table = _scalar_lines(exp, datasets, rows, present, _rules)
+    elif exp.view == "hits":
+        table, curves = _hits_lines(exp, datasets, present)
+    elif exp.view == "activity":
+        table = _activity_lines(exp, datasets, rows, present)
+        table, baselines, notes = _significance(exp, table, present)
     else:
         table = _summary_lines(exp, datasets, rows, present)
         table, baselines, notes = _significance(exp, table, present)
     return Section(
+        curves=curves,
         experiment=exp,
         profile=profile,
         done=len(present),
@@ -137,21 +155,36 @@ def _section(exp: Experiment, results: Path, profile: str) -> Section:
     )
 
 
-def _present(cells: list[Cell], folder: Path) -> Present:
-    """The cells (in their order) whose summary is under ``folder`` and was made with the
+def _shown(exp: Experiment, row: Row) -> Row:
+    """A view shows a source row with the view's own paper figures (and label, if given)."""
+    if not exp.source:
+        return row
+    mine = {r.id: r for r in exp.rows}.get(row.id.split("[")[0])
+    if mine is None:
+        return dataclasses.replace(row, paper={})
+    label = row.label if mine.label == mine.id else mine.label
+    return dataclasses.replace(row, paper=mine.paper, label=label)
+
+
+def _present(cells: list[Cell], results: Path, profile: str) -> Present:
+    """The cells (in their order) whose summary is under ``results`` and was made with the
     cell's settings as the file now gives them; a summary of a cell the file no longer has,
-    or of older settings, is left out (it is not the table's figure any more)."""
+    or of older settings, is left out (it is not the table's figure any more). A view's cells
+    are its source's, so their summaries are found under the source's folder."""
     from ncflab.reproduce.runner import expected_config
 
     found = {}
-    if folder.is_dir():
-        for record in read_summaries(folder):
-            key = Path(record["_path"]).relative_to(folder).as_posix().removesuffix(".json")
-            found[key] = record
+    for exp in {c.experiment.name: c.experiment for c in cells}.values():
+        folder = results / exp.paper / exp.name / profile
+        if folder.is_dir():
+            for record in read_summaries(folder):
+                key = Path(record["_path"]).relative_to(folder).as_posix().removesuffix(".json")
+                found[(exp.name, key)] = record
     return [
-        (c, found[c.key])
+        (c, found[(c.experiment.name, c.key)])
         for c in cells
-        if c.key in found and found[c.key].get("config") == expected_config(c)
+        if (c.experiment.name, c.key) in found
+        and found[(c.experiment.name, c.key)].get("config") == expected_config(c)
     ]
 
 
@@ -189,18 +222,198 @@ def _summary_lines(exp: Experiment, datasets: list[str], rows: list[Row], presen
     return table
 
 
+def _activity_lines(exp: Experiment, datasets: list[str], rows: list[Row], present: Present):
+    """One line per dataset × activity group × row × metric: the mean of each seed's per-user
+    values over the group's users, then mean, sample std and n over seeds, as ``_summary_lines``
+    with a ``group`` column ("10%": the least active tenth of the users)."""
+    groups = {c.dataset: _activity_groups(exp.groups, s) for c, s in present}
+    values = pd.DataFrame(
+        [
+            (c.row.id, c.dataset, name, m, frame.loc[frame.index.isin(users), m].mean())
+            for c, s in present
+            for frame in [read_per_user(s).set_index("user")]
+            for name, users in groups[c.dataset].items()
+            for m in exp.metrics
+            if m in frame
+        ],
+        columns=["row", "dataset", "group", "metric", "value"],
+    ).astype({"value": float})
+    stats = values.groupby(["dataset", "group", "row", "metric"])["value"].agg(
+        ["mean", "std", "count"]
+    )
+    lines = []
+    for dataset in datasets:
+        for group in (_group_name(g) for g in exp.groups):
+            for row in rows:
+                for metric in exp.metrics:
+                    key = (dataset, group, row.id, metric)
+                    mean, std, n = stats.loc[key] if key in stats.index else (np.nan, np.nan, 0)
+                    paper = row.paper.get(f"{group}|{dataset}", {}).get(metric, np.nan)
+                    lines.append(
+                        (row.id, row.label, row.role, dataset, group, metric, mean, std, int(n),
+                         paper)
+                    )  # fmt: skip
+    table = pd.DataFrame(
+        lines,
+        columns=["row", "label", "role", "dataset", "group", "metric", "mean", "std", "n",
+                 "paper"],
+    ).astype({"mean": float, "std": float, "paper": float})  # fmt: skip
+    table["diff"] = table["mean"] - table["paper"]
+    return table
+
+
+def _group_name(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+def _activity_groups(fractions: list[float], summary: dict) -> dict[str, set]:
+    """Group name → the users in it: users ranked by training records (fewest first, ties by
+    user id), the first ``round(f · n)`` of them for each fraction f (J-NCF Table 7: "10%" is
+    the least active tenth; "90%" all but the most active tenth)."""
+    frame = read_per_user(summary)
+    if "train_items" not in frame:
+        raise ValueError(
+            f"{summary['_path']} holds no train_items column (a summary from before per-user "
+            "activity was recorded): run its cell again to show it by activity"
+        )
+    ranked = frame.sort_values(["train_items", "user"], kind="stable")["user"].to_numpy()
+    return {_group_name(f): set(ranked[: round(f * len(ranked))]) for f in fractions}
+
+
+def _scalar_lines(exp: Experiment, datasets: list[str], rows: list[Row], present: Present,
+                  values_of: Callable[[dict], dict[str, float]]):  # fmt: skip
+    """One line per dataset × row × metric of ``values_of(summary)`` (timings, an analysis's
+    scalars): mean, sample std and n over seeds, the paper's figure and ours − paper; a value
+    a cell cannot give (a closed-form model has no epochs) is left out."""
+    values = pd.DataFrame(
+        [
+            (c.row.id, c.dataset, m, values_of(s).get(m, np.nan))
+            for c, s in present
+            for m in exp.metrics
+        ],
+        columns=["row", "dataset", "metric", "value"],
+    ).astype({"value": float})
+    stats = values.groupby(["dataset", "row", "metric"])["value"].agg(["mean", "std", "count"])
+    lines = []
+    for dataset in datasets:
+        for row in rows:
+            for metric in exp.metrics:
+                key = (dataset, row.id, metric)
+                mean, std, n = stats.loc[key] if key in stats.index else (np.nan, np.nan, 0)
+                paper = row.paper.get(dataset, {}).get(metric, np.nan)
+                lines.append((row.id, row.label, row.role, dataset, metric, mean, std, int(n),
+                              paper))  # fmt: skip
+    table = pd.DataFrame(
+        lines,
+        columns=["row", "label", "role", "dataset", "metric", "mean", "std", "n", "paper"],
+    ).astype({"mean": float, "std": float, "paper": float})
+    table["diff"] = table["mean"] - table["paper"]
+    return table
+
+
+def _rules(summary: dict) -> dict[str, float]:
+    return (summary.get("analyses") or {}).get("rules") or {}
+
+
+def _hits_lines(exp: Experiment, datasets: list[str], present: Present):
+    """JCA Fig. 1 from the hits two rows' cells kept (``analyses = ["hits@10"]``): per dataset
+    and seed, each user's hits difference rate between the pair (``compare``), summarised as
+    ``spec.HITS_STATS``; mean, std and n over seeds, one line per statistic. Returns the table
+    and, per dataset, the CDF of seed 0's defined rates."""
+    from ncflab.experiments.compare import ecdf
+
+    first, second = exp.pair
+    by = {(c.row.id.split("[")[0], c.dataset, c.seed): s for c, s in present}
+    label = {c.row.id.split("[")[0]: c.row.label for c, _ in present}
+    values, curves = [], {}
+    for dataset, seed in sorted(
+        {(d, n) for (_, d, n) in by}, key=lambda k: (datasets.index(k[0]), k[1])
+    ):
+        if (first, dataset, seed) not in by or (second, dataset, seed) not in by:
+            continue
+        rates = _hit_rates(by[first, dataset, seed], by[second, dataset, seed])
+        defined = rates[~np.isnan(rates)]
+        stats = {
+            "users": len(rates),
+            "no_hit": len(rates) - len(defined),
+            "above_0.2": (defined > 0.2).mean() if len(defined) else np.nan,
+            "above_0.5": (defined > 0.5).mean() if len(defined) else np.nan,
+            "mean_rate": defined.mean() if len(defined) else np.nan,
+        }
+        values += [(dataset, m, float(stats[m])) for m in exp.metrics]
+        curves.setdefault(dataset, ecdf(defined))  # seeds ascend: seed 0 first
+    frame = pd.DataFrame(values, columns=["dataset", "metric", "value"])
+    stats = frame.groupby(["dataset", "metric"])["value"].agg(["mean", "std", "count"])
+    name = f"{label.get(first, first)} vs {label.get(second, second)}"
+    lines = [
+        ("-".join(exp.pair), name, "model", dataset, m,
+         *(stats.loc[(dataset, m)] if (dataset, m) in stats.index else (np.nan, np.nan, 0)),
+         np.nan)
+        for dataset in datasets
+        for m in exp.metrics
+    ]  # fmt: skip
+    table = pd.DataFrame(
+        lines,
+        columns=["row", "label", "role", "dataset", "metric", "mean", "std", "n", "paper"],
+    ).astype({"mean": float, "std": float, "n": int, "paper": float})
+    return table.assign(diff=table["mean"] - table["paper"]), curves
+
+
+def _hit_rates(a: dict, b: dict) -> np.ndarray:
+    """Per user of ``a``'s per-user file, JCA's hits difference rate against ``b``'s hits."""
+    from ncflab.reproduce.analyses import hits_column
+
+    column = hits_column()
+    frames = [
+        read_per_user(s, dtype={column: str}).set_index("user")[column].fillna("") for s in (a, b)
+    ]
+    pair = pd.concat(frames, axis=1, join="inner")
+    rates = np.full(len(pair), np.nan)
+    for i, (x, y) in enumerate(zip(pair.iloc[:, 0], pair.iloc[:, 1], strict=True)):
+        ha, hb = set(str(x).split()), set(str(y).split())
+        union = len(ha | hb)
+        if union:
+            rates[i] = (union - len(ha & hb)) / union
+    return rates
+
+
+def _timings(summary: dict) -> dict[str, float]:
+    """A cell's timings (``spec.TIMINGS``) from its summary; what it cannot give is absent."""
+    out = {}
+    if summary.get("fit_seconds") is not None:
+        out["fit_seconds"] = float(summary["fit_seconds"])
+    history = [r for r in summary.get("history") or [] if r.get("seconds") is not None]
+    if history:
+        out["epoch_seconds"] = float(np.mean([r["seconds"] for r in history]))
+        best = summary.get("best_epoch") or history[-1]["epoch"]
+        out["best_seconds"] = float(sum(r["seconds"] for r in history if r["epoch"] <= best))
+    ranks = [r["eval_seconds"] for r in history if r.get("eval_seconds") is not None]
+    if ranks:
+        out["rank_seconds"] = float(np.mean(ranks))
+        # Every test user is one validation user under leave-one-out.
+        out["rank_seconds_per_user"] = out["rank_seconds"] / len(read_per_user(summary))
+    return out
+
+
 def _significance(exp: Experiment, table: pd.DataFrame, present: Present):
     """Add p (paired t, each row against its dataset's strongest baseline), p_adjusted (Holm
     over the table) and marker; returns the table, the baselines' labels and the notes."""
     by_cell: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for cell, summary in present:
         by_cell[(cell.row.id, cell.dataset)].append(summary)
-    at = {key: i for i, key in enumerate(zip(table.dataset, table.row, table.metric, strict=True))}
+    # An activity view tests within each group of users, against the baseline that is
+    # strongest over the group's users; a plain table has one group, every user.
+    group = table["group"] if "group" in table else pd.Series("", index=table.index)
+    at = {
+        key: i
+        for i, key in enumerate(zip(table.dataset, group, table.row, table.metric, strict=True))
+    }
     p, diff = np.full(len(table), np.nan), np.full(len(table), np.nan)
     baselines, notes = {}, []
     first = table[(table.metric == exp.metrics[0]) & table["mean"].notna()]
-    for dataset in dict.fromkeys(table.dataset):
-        here = first[first.dataset == dataset]
+    groups = {_group_name(f): f for f in exp.groups} if "group" in table else {"": None}
+    for dataset, name in ((d, g) for d in dict.fromkeys(table.dataset) for g in groups):
+        here = first[(first.dataset == dataset) & (group[first.index] == name)]
         candidates = here[here.role.isin(BASELINE_ROLES)]
         if candidates.empty:
             notes.append(
@@ -208,11 +421,12 @@ def _significance(exp: Experiment, table: pd.DataFrame, present: Present):
             )
             continue
         best = candidates.loc[candidates["mean"].idxmax()]  # first in file order on a tie
-        baselines[dataset] = best.label
+        baselines[f"{dataset} {name}".strip()] = best.label
         reference = by_cell[(best.row, dataset)]
-        ref_users = _per_user(reference)
-        for row, label in zip(here.row, here.label, strict=True):
-            if row == best.row:
+        users_in = _users_in(groups[name], reference)
+        ref_users = _per_user(reference).loc[users_in]
+        for row, label, role in zip(here.row, here.label, here.role, strict=True):
+            if row == best.row or role == "reference":  # a reference row is shown, not tested
                 continue
             summaries = by_cell[(row, dataset)]
             # One split for both rows (and all their seeds), or users do not pair.
@@ -226,10 +440,20 @@ def _significance(exp: Experiment, table: pd.DataFrame, present: Present):
                 )
                 continue
             users = _per_user(summaries)
+            users = users[users.index.isin(users_in)]
             for metric in exp.metrics:
-                i = at[(dataset, row, metric)]
+                i = at[(dataset, name, row, metric)]
                 p[i], diff[i] = _paired_t(users, ref_users, metric)
     return _mark(table, p, diff), baselines, notes
+
+
+def _users_in(fraction: float | None, summaries: list[dict]) -> list:
+    """The users of an activity group (all users for ``None``), by the first summary's split
+    (every summary paired with it shares the split)."""
+    frame = read_per_user(summaries[0])
+    if fraction is None:
+        return list(frame["user"])
+    return sorted(_activity_groups([fraction], summaries[0])[_group_name(fraction)])
 
 
 def _mark(table: pd.DataFrame, p: np.ndarray, diff: np.ndarray) -> pd.DataFrame:
@@ -247,7 +471,7 @@ def _per_user(summaries: list[dict]) -> pd.DataFrame:
     """Per-user metrics averaged over a row's seeds, indexed by user: the seeds share the
     split, so this is each user's expected value under the row's initialisation noise."""
     frames = [read_per_user(s).set_index("user") for s in summaries]
-    return pd.concat(frames).groupby(level=0).mean()
+    return pd.concat(frames).groupby(level=0).mean(numeric_only=True)  # not the hit lists
 
 
 def _paired_t(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> tuple[float, float]:
@@ -284,8 +508,9 @@ def _section_markdown(section: Section, paper: str) -> list[str]:
     if exp.notes:
         out += [exp.notes.strip(), ""]
     out += [f"Cells done: {section.done} / {section.total} (profile `{section.profile}`).", ""]
-    if exp.kind == "figure":
+    if exp.kind == "figure" or exp.view == "hits":
         out += [f"![{exp.title}]({paper}/{exp.name}.png)", ""]
+    if exp.kind == "figure":
         out += points_markdown(exp, section.table)
     else:
         out += _table_markdown(section)
@@ -293,29 +518,58 @@ def _section_markdown(section: Section, paper: str) -> list[str]:
 
 
 def _table_markdown(section: Section) -> list[str]:
-    metrics = section.experiment.metrics
-    head = ["Dataset", "Row", *[h for m in metrics for h in (m, "paper", "Δ")]]
-    out = ["| " + " | ".join(head) + " |", "|:--|:--|" + "--:|" * (3 * len(metrics))]
-    table = section.table
-    for (dataset, _), group in table.groupby(["dataset", "row"], sort=False):
-        cells = [dataset, group.label.iloc[0]]
-        for line in group.itertuples():
-            cells += [format_ours(line.mean, line.std, line.n, line.marker)]
+    metrics, table = section.experiment.metrics, section.table
+    by_group = "group" in table  # an activity view: one block of rows per group of users
+    keys = ["dataset", *(["group"] * by_group), "row"]
+    head = ["Dataset", *(["Users"] * by_group), "Row"]
+    timing = section.experiment.view == "timing"  # no difference to a GPU's seconds
+    per_metric = ("paper",) if timing else ("paper", "Δ")
+    head += [h for m in metrics for h in (m, *per_metric)]
+    width = len(keys) + len(metrics) * (1 + len(per_metric))
+    out = ["| " + " | ".join(head) + " |", "|:--|" * len(keys) + "--:|" * (width - len(keys))]
+    tested = "p" in table
+    for key, lines in table.groupby(keys, sort=False):
+        cells = [*key[:-1], lines.label.iloc[0]]
+        for line in lines.itertuples():
+            if timing:  # seconds span 1e-3 .. 1e3: 4 significant digits
+                cells += [_seconds(line.mean, line.std, line.n), _seconds(line.paper)]
+                continue
+            cells += [format_ours(line.mean, line.std, line.n, line.marker if tested else "")]
             cells += [format_number(line.paper), format_number(line.diff, signed=True)]
         out.append("| " + " | ".join(cells) + " |")
-    tested = int(table.p.notna().sum())
-    refs = "; ".join(f"{d}: {label}" for d, label in section.baselines.items()) or "none"
     out += [
         "",
         f"Ours: mean ± sample standard deviation over seeds (seeds finished); paper: the "
-        f"paper's figure; Δ: ours − paper; {MISSING}: not run yet.",
-        "",
-        f"{BETTER} / {WORSE}: better / worse than the dataset's strongest baseline ({refs}), the "
-        f'row with role "baseline" or "strong" whose mean {metrics[0]} is highest, by a '
-        "two-sided paired t-test over users (each row's per-user values averaged over its "
-        f"seeds), p < {ALPHA} after Holm's correction over this table's {tested} comparisons.",
+        f"paper's figure; {'seconds' if timing else 'Δ: ours − paper'}; {MISSING}: not run yet.",
     ]
+    if by_group:
+        out += [
+            "",
+            "Users: the least active users (ranked by their training records, fewest first), "
+            "as a share of all users; each row's figure is its mean over those users.",
+        ]
+    if tested:
+        refs = "; ".join(f"{d}: {label}" for d, label in section.baselines.items()) or "none"
+        where = "the dataset's" + " group's" * by_group
+        out += [
+            "",
+            f"{BETTER} / {WORSE}: better / worse than {where} strongest baseline ({refs}), the "
+            f'row with role "baseline" or "strong" whose mean {metrics[0]} is highest, by a '
+            "two-sided paired t-test over users (each row's per-user values averaged over its "
+            f"seeds), p < {ALPHA} after Holm's correction over this table's "
+            f'{int(table.p.notna().sum())} comparisons. Rows with role "reference" are '
+            "shown, not tested.",
+        ]
     return out + [line for note in section.notes for line in ("", note)]
+
+
+def _seconds(mean: float, std: float = np.nan, n: int | None = None) -> str:
+    """A time to 4 significant digits; with ``n`` (seeds) as ``format_ours`` writes ours."""
+    if n is None:
+        return "" if np.isnan(mean) else f"{mean:.4g}"
+    if n == 0 or np.isnan(mean):
+        return MISSING
+    return f"{mean:.4g}" + (f" ± {std:.2g}" if n > 1 else "") + f" ({n})"
 
 
 def _provenance_markdown(section: Section, paper: str) -> list[str]:

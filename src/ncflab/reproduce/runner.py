@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ncflab import runs
-from ncflab.config import RunConfig
+from ncflab.config import DataOptions, RunConfig
 from ncflab.experiments.data import resolve_config
 from ncflab.reproduce.spec import Cell, Experiment
 from ncflab.reproduce.summary import summary_path, write_summary
@@ -56,6 +56,7 @@ def cell_config(cell: Cell, data_dir: str | None = None, threads: int = 0) -> Ru
         data_dir=data_dir,
         params=dict(cell.params),
         train=FitOptions(**train),
+        data=DataOptions(**cell.data),
     )
     return resolve_config(config)
 
@@ -95,22 +96,25 @@ def _one(cell: Cell, results: Path, runs_root: Path, data_dir: str | None, threa
     try:
         config = cell_config(cell, data_dir, threads)
         target = summary_path(results, exp.paper, exp.name, cell.profile, cell.key)
-        if _up_to_date(target, config):
+        if _up_to_date(target, config, cell.row.analyses):
             return CellOutcome(cell, "done")
         folder = runs_root / exp.paper / exp.name / cell.profile / cell.key
         state = runs.run_state(folder) if folder.exists() else "absent"
-        if state == "finished" and _folder_config(folder) == config.to_dict():
+        # Same settings up to the machine's own (threads, device, data_dir): a run continues
+        # or is summarised on another machine or thread count.
+        same = _folder_comparable(folder) == _comparable(config)
+        if state == "finished" and same:
             status = "summarised"
         elif cell.row.tune:
             run_tuning(config, folder, trials=cell.row.tune, force=True)
             status = "ran"
-        elif state == "unfinished" and _folder_config(folder) == config.to_dict():
+        elif state == "unfinished" and same:
             run_experiment(config, folder, resume=True)
             status = "resumed"
         else:
             run_experiment(config, folder, force=True)
             status = "ran"
-        _summarise(cell, folder, config, target)
+        _summarise(cell, folder, config, target, data_dir)
         return CellOutcome(cell, status, time.perf_counter() - t0)
     except (KeyError, ValueError, OSError, FloatingPointError, ImportError) as err:
         message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
@@ -123,14 +127,16 @@ def expected_config(cell: Cell) -> dict[str, Any]:
     return _comparable(cell_config(cell))
 
 
-def _up_to_date(target: Path, config: RunConfig) -> bool:
+def _up_to_date(target: Path, config: RunConfig, analyses: list[str] = ()) -> bool:
+    """A summary of these settings holding every analysis the row asks for."""
     if not target.is_file():
         return False
     try:
-        saved = json.loads(target.read_text()).get("config")
+        saved = json.loads(target.read_text())
     except json.JSONDecodeError:
         return False
-    return saved == _comparable(config)
+    done = set(saved.get("analyses") or {})
+    return saved.get("config") == _comparable(config) and set(analyses) <= done
 
 
 def _folder_config(folder: Path) -> dict[str, Any] | None:
@@ -138,6 +144,15 @@ def _folder_config(folder: Path) -> dict[str, Any] | None:
 
     try:
         return load_config(folder / runs.CONFIG).to_dict()
+    except (OSError, ValueError):
+        return None
+
+
+def _folder_comparable(folder: Path) -> dict[str, Any] | None:
+    from ncflab.config import load_config
+
+    try:
+        return _comparable(load_config(folder / runs.CONFIG))
     except (OSError, ValueError):
         return None
 
@@ -151,7 +166,9 @@ def _comparable(config: RunConfig) -> dict[str, Any]:
     return json.loads(json.dumps(out))
 
 
-def _summarise(cell: Cell, folder: Path, config: RunConfig, target: Path) -> None:
+def _summarise(
+    cell: Cell, folder: Path, config: RunConfig, target: Path, data_dir: str | None = None
+) -> None:
     import pandas as pd
 
     metrics = runs.read_metrics(folder)
@@ -166,6 +183,7 @@ def _summarise(cell: Cell, folder: Path, config: RunConfig, target: Path) -> Non
         "seed": cell.seed,
         "config": _comparable(config),
         "fingerprint": metrics.get("fingerprint"),
+        "data": _data_sizes(folder),
         "valid": metrics.get("valid", {}),
         "test": metrics.get("test", {}),
         "history": [
@@ -183,7 +201,41 @@ def _summarise(cell: Cell, folder: Path, config: RunConfig, target: Path) -> Non
         chosen = _folder_config(folder) or {}
         record["tuning"] = {**(record["tuning"] or {}), "chosen": chosen.get("params")}
     per_user = pd.read_csv(folder / runs.PER_USER)
+    if cell.row.analyses:
+        record["analyses"], per_user = _analyse(cell.row.analyses, folder, per_user, data_dir)
     write_summary(target, record, per_user)
+
+
+def _analyse(names: list[str], folder: Path, per_user, data_dir: str | None):
+    """Run the row's analyses on the cell's trained model (loaded and checked as every reader
+    does): their scalars, and the per-user frame with their columns joined by user."""
+    from ncflab.experiments.run import load_run
+    from ncflab.reproduce.analyses import run_analysis
+
+    _, split, model = load_run(folder, data_dir=data_dir)
+    scalars = {}
+    for name in names:
+        t0 = time.perf_counter()
+        found = run_analysis(name, model, split)
+        scalars[name] = {**found.scalars, "seconds": round(time.perf_counter() - t0, 3)}
+        if found.per_user is not None:  # ids read back from CSV may be ints: join as text
+            extra = found.per_user.assign(_user=found.per_user["user"].astype(str))
+            per_user = (
+                per_user.assign(_user=per_user["user"].astype(str))
+                .merge(extra.drop(columns="user"), on="_user", how="left")
+                .drop(columns="_user")
+            )
+    return scalars, per_user
+
+
+def _data_sizes(folder: Path) -> dict[str, int] | None:
+    """Records in each part of the cell's split, from its split.json (with a thinned dataset,
+    the sizes of J-NCF's Table 4); None when the run has none."""
+    try:
+        info = json.loads((folder / runs.SPLIT).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return info.get("sizes")
 
 
 def _best_epoch(history: list[dict], config: RunConfig) -> int | None:

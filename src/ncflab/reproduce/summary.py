@@ -66,6 +66,7 @@ def read_summaries(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def read_per_user(summary: dict[str, Any]) -> pd.DataFrame:
-    """The per-user metrics of a summary read by ``read_summaries``."""
-    return pd.read_csv(Path(summary["_path"]).parent / summary["per_user"])
+def read_per_user(summary: dict[str, Any], **read_csv: Any) -> pd.DataFrame:
+    """The per-user metrics of a summary read by ``read_summaries`` (``read_csv``: more
+    arguments of ``pandas.read_csv``, e.g. a column's dtype)."""
+    return pd.read_csv(Path(summary["_path"]).parent / summary["per_user"], **read_csv)
