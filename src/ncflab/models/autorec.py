@@ -45,9 +45,8 @@ class UAutoRec(AutoencoderRecommender):
         hidden: hidden units (JCA §5.2 uses JCA's 160 for every autoencoder).
         reg: λ on the sum of squares of all weights and biases (added to a summed data term,
             as JCA Eq. 3). JCA grid-searched it per model over [0.5, 0.1, 0.05, 0.01, 0.005,
-            0.001] without reporting the choice. Ours, on ML-1M validation F1@10 (preset jca,
-            seed 0, early stopping): U-AutoRec 0.1 (.0903; 0.05 .0899, 0.01 .0891, 0.001
-            .0883, 0.5 .0763), I-AutoRec 0.5 (.0692; 0.1 .0646, 0.01 .0615).
+            0.001] without reporting the choice. Ours, the best on ML-1M validation F1@10
+            (preset jca, seed 0): U-AutoRec 0.1, I-AutoRec 0.5 (figures in docs/defaults.md).
         loss: "mse" (the paper's), or "hinge"/"bpr" as for JCA.
         margin: d, used by ``loss="hinge"`` only.
         batch_size: rows per minibatch (§5.2: 256 for the single-side autoencoders).

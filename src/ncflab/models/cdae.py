@@ -115,16 +115,14 @@ class CDAE(AutoencoderRecommender):
             other settings on validation without reporting them; we use JCA's 160 for CDAE too
             (not yet validated). CDAE's paper mostly uses K = 50.
         corruption: drop-out probability q of the input entries (§4.1). JCA leaves it to
-            validation without reporting it. Ours, on ML-1M valid F1@10 (``-p jca``, seed 0,
-            λ = 0.1): 0.2 (.0903) over 0.5 (.0897, best epoch 63).
+            validation without reporting it. Ours: 0.2, chosen over 0.5 on ML-1M validation
+            F1@10 (``-p jca``, seed 0; docs/defaults.md).
         loss: "mse" (JCA's choice for CDAE) or "log" (the CDAE paper's logistic loss).
         reg: λ on all weights and biases (the batch's user nodes only, see
             ``CDAEModule.squared_norm``), added to a summed data term. JCA grid-searched λ over
             [0.5, 0.1, 0.05, 0.01, 0.005, 0.001] on validation without reporting the choice.
-            Ours, on ML-1M valid F1@10 (``-p jca``, seed 0, q = 0.2, early stopping, patience
-            20): 0.1 (.0903, best epoch 62); 0.01 .0879, 0.001 .0880 (both best at epoch 35);
-            0.5 only .0802 after 62 epochs, still creeping up (run stopped there). Test
-            P/R/F1avg@10 with 0.1: .2330 / .1683 / .1954 (JCA Table 3: .2344 / .1743 / .1999).
+            Ours: 0.1, chosen on ML-1M validation F1@10 (``-p jca``, seed 0); the figures,
+            and the test figures beside JCA's Table 3, are in docs/defaults.md.
         n_neg: negatives per observed item, drawn uniformly from the user's other items and
             re-drawn every epoch (JCA §5.2: "negative sampling rate 1 for all models").
         batch_size: users per minibatch (JCA §5.2: 256 for AutoRec and CDAE).

@@ -167,14 +167,9 @@ class DMF(RatingInput, Recommender):
     §4.2.2: two layers [128, 64], batch 256, Adam, lr 1e-4, N(0, 0.01²) init, following the DMF
     paper §4.1), except where our validation chose otherwise (see each field).
 
-    Validation evidence (``ncflab train -m dmf -d ml-100k -p jncf --set train.threads=1``, seed 0,
-    valid NDCG@10 of the best epoch): these defaults .3845 (epoch 8; test HR@10 .6002, NDCG@10
-    .3427; J-NCF Table 5's DMF: .6309 / .3616); lr 1e-3 .3855 (epoch 23; test .6299 / .3531);
-    batch 4096 with lr 3e-3 .3669, with lr 1e-2 .3447, with lr 3e-3 and n_neg 7 .3711.
-    On ML-1M an epoch at batch 256 costs ~5 min on one CPU thread
-    (benchmarks/bench_dmf.py), so ``--set params.batch_size=4096 --set params.lr=0.003`` is the
-    fast setting there (~1 min per epoch): valid NDCG@10 .2666, .3017, .3190, .3335, .3504, .3585
-    over epochs 1-6, still rising when stopped (test at epoch 6: HR@10 .6058, NDCG@10 .3466).
+    Defaults: checked on ML-100K validation NDCG@10 (``jncf`` protocol, seed 0). On ML-1M an
+    epoch at batch 256 is slow on a CPU, so ``--set params.batch_size=4096 --set params.lr=0.003``
+    is the fast setting there. The runs and their figures are in docs/defaults.md.
 
     Attributes:
         layers: widths of both MLPs (Eq. 5, 7); the last is the dimension of p_u and q_i.
@@ -184,15 +179,13 @@ class DMF(RatingInput, Recommender):
             (the 0/1 matrix of Eq. 1, §2).
         n_neg: sampled unobserved pairs per observed pair (Y⁻, §2). The DMF paper uses 7
             (§4.1) and studies the ratio (§4.4); J-NCF does not state the one it used. 4: 7
-            was within noise of it on ML-100K at batch 4096 (.3711 vs .3669, above) and costs
-            more per step at batch 256.
+            was within noise of it on ML-100K validation and costs more per step at batch 256.
         resample: draw Y⁻ afresh every epoch (True, as NCF and J-NCF do) or once before
             training and reuse it every epoch in a new order (False: the DMF paper's
-            Algorithm 1, §3.4, samples Y⁻ at initialisation). On ML-100K validation (seed 0,
-            defaults otherwise) resampling is slightly ahead, NDCG@10 .3845 vs .3793 (test
-            HR@10 / NDCG@10 .6002 / .3427 vs .6246 / .3456), so it is the default.
-        lr: Adam learning rate: the paper's 1e-4. 1e-3 tied with it on ML-100K validation (above)
-            but needed 23 epochs to its best against 8.
+            Algorithm 1, §3.4, samples Y⁻ at initialisation). On ML-100K validation resampling
+            is slightly ahead, so it is the default.
+        lr: Adam learning rate: the paper's 1e-4. 1e-3 tied with it on ML-100K validation but
+            needed more epochs to its best.
         batch_size: observed pairs per minibatch, each with its ``n_neg`` negatives. The paper
             counts instances (positives and negatives) in its 256; grouping a positive with its
             user's negatives computes that user once. The loss is the same mean, but an epoch

@@ -33,9 +33,9 @@ class EASE(Recommender):
     """EASE^R with L2 weight ``l2`` (λ in Steck 2019, Eq. 1).
 
     Attributes:
-        l2: λ. Default 1000: the best validation NDCG@10 on ml-1m under the ``ncf`` protocol
-            over λ ∈ {200, 500, 1000, 2000, 3000} (valid .4383/.4533/.4559/.4527/.4448, seed 0).
-            Smaller data wants less: on ml-100k (``jncf`` protocol) validation chose 200.
+        l2: λ. Default 1000: chosen on ML-1M validation NDCG@10 (``ncf`` protocol, seed 0);
+            smaller data wants less (ml-100k, ``jncf`` protocol: 200). The grid and its figures
+            are in docs/defaults.md.
 
     Learned state: ``B_`` (n_items, n_items) float32 with zero diagonal; ``X_`` the binary
     training matrix as CSR arrays (``indptr_``, ``indices_``) so a loaded model scores alike.

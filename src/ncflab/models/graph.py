@@ -18,9 +18,8 @@ with self-loops W_ii set to 0. W is then sparsified as Dacrema et al.'s code doe
 with the same ``top_k``: each row keeps its ``top_k`` largest entries (an item's strongest
 successors), each row is optionally L1-normalised (``normalize``), and each column keeps its
 ``top_k`` largest (an item's strongest predecessors, i.e. its neighbours as in ItemKNN). The
-column pass matters: on ml-1m (``ncf`` validation, P3alpha α = 1, top_k = 100) rows only give
-NDCG@10 .3234, rows then columns .3500; the full W (no pruning) .3079 — unpruned rows are
-dominated by popular destinations. Scores are S = X W: summing the walks from each of the user's
+column pass matters (ml-1m validation, docs/defaults.md): unpruned rows are dominated by popular
+destinations. Scores are S = X W: summing the walks from each of the user's
 items ranks items exactly as P_ui W does, whose rows differ from X's by a constant per user. A
 new user's row is scored the same way (fold-in, no refitting).
 """
@@ -66,12 +65,8 @@ class P3alpha(Recommender):
         alpha: exponent of the transition probabilities (α = 1 is the plain walk P3).
         normalize: L1-normalise each row of W between the row and the column pruning.
 
-    Defaults: the best validation NDCG@10 on ml-1m under the ``ncf`` protocol (seed 0) over
-    top_k ∈ {50, 100, 200, 500} × α ∈ {0.5, 1, 1.5} with normalize, top_k ∈ {200, 500, 1000} ×
-    α ∈ {0.5, 1, 1.5, 2} without, then with normalize top_k ∈ {300, 500, 700} × α ∈ {1, 1.25,
-    …, 2} and top_k ∈ {250, 400} at α = 1.5: top_k = 300, α = 1.5, normalize (valid HR@10
-    .6520, NDCG@10 .3925); top_k = 500, α = 1.75: .6586 / .3911; without normalize the best
-    was top_k = 200, α = 1 (.6293 / .3792).
+    Defaults: the best validation NDCG@10 on ML-1M (``ncf`` protocol, seed 0) in a grid over
+    top_k, α and normalize; the grid and its figures are in docs/defaults.md.
 
     Learned state: W (n_items, n_items) sparse as ``w_indptr_``/``w_indices_``/``w_data_`` and
     the binary training matrix as ``indptr_``/``indices_``.
@@ -144,12 +139,8 @@ class RP3beta(P3alpha):
         top_k, alpha, normalize: as P3alpha.
         beta: popularity penalty exponent (β = 0 is P3alpha).
 
-    Defaults: the best validation NDCG@10 on ml-1m under the ``ncf`` protocol (seed 0) over,
-    with normalize, top_k ∈ {100, 200, 300, 500} × α ∈ {0.5, 1, 1.5} × β ∈ {0.2, 0.4, 0.6, 0.8}
-    and top_k ∈ {50, 100, 150} × α ∈ {0.25, 0.5, 0.75} × β ∈ {0.5, 0.6, 0.7}, and without it
-    top_k ∈ {100, 200} × α ∈ {0.5, 1} × β ∈ {0.4, 0.6}: top_k = 100, α = 0.5, β = 0.6,
-    normalize (valid HR@10 .6858, NDCG@10 .4155); top_k = 200, α = 1, β = 0.6: .6884 / .4122;
-    without normalize the best was top_k = 200, α = 1, β = 0.4 (.6709 / .4038).
+    Defaults: the best validation NDCG@10 on ML-1M (``ncf`` protocol, seed 0) in a grid over
+    top_k, α, β and normalize; the grid and its figures are in docs/defaults.md.
     """
 
     name: ClassVar[str] = "rp3beta"

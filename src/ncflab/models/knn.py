@@ -120,12 +120,8 @@ class ItemKNN(_KNN):
             top-k lists; what Dacrema et al.'s code does) instead of from u's own top_k (W = N,
             Herlocker et al.'s user kNN).
 
-    Defaults: the best validation NDCG@10 on ml-1m under the ``ncf`` protocol (seed 0) over
-    weighting × top_k ∈ {50, 100, 200, 500} × shrink ∈ {0, 10, 100, 500}, then top_k ∈ {20, 30,
-    40} for none/TF-IDF and {150, 300} for BM25: TF-IDF, top_k = 30, shrink = 10 (valid HR@10
-    .6816, NDCG@10 .4090); the best of each weighting: BM25 top_k = 200, shrink = 0 (.6836 /
-    .4089), none top_k = 50, shrink = 10 (.6793 / .4049). Larger neighbourhoods hurt without
-    weighting (none, top_k = 500, shrink = 0: .6113 / .3667).
+    Defaults: the best validation NDCG@10 on ML-1M (``ncf`` protocol, seed 0) in a grid over
+    weighting, top_k and shrink; the grid and its figures are in docs/defaults.md.
 
     Learned state: ``W`` (n_items, n_items) sparse as ``w_indptr_``/``w_indices_``/``w_data_``
     (column j = j's neighbours), the binary training matrix as ``indptr_``/``indices_``, and
@@ -192,13 +188,9 @@ class UserKNN(_KNN):
             top-k lists; what Dacrema et al.'s code does) instead of from u's own top_k (W = N,
             Herlocker et al.'s user kNN).
 
-    Defaults: the best validation NDCG@10 on ml-1m under the ``ncf`` protocol (seed 0). Own
-    lists (``reverse=False``) over weighting × top_k ∈ {50, 100, 200, 500} × shrink ∈ {0, 10,
-    100, 500}, then top_k ∈ {20, 30, 40} × shrink ∈ {0, 5} without weighting and {150, 300} for
-    BM25: best no weighting, top_k = 40, shrink = 0 (valid HR@10 .6652, NDCG@10 .4064).
-    Reversed over weighting × top_k ∈ {200, 300, 500, 700, 1000} at shrink 0, and shrink 10 at
-    top_k ∈ {300, 700} (none, BM25): best no weighting, top_k = 300, shrink = 0 (.6775 /
-    .4111, the default; top_k = 500: .6783 / .4111; BM25 top_k = 700: .6889 / .4103).
+    Defaults: the best validation NDCG@10 on ML-1M (``ncf`` protocol, seed 0) in grids over
+    weighting, top_k and shrink, with own and with reversed lists; reversed lists did better.
+    The grids and their figures are in docs/defaults.md.
 
     Learned state: ``W`` (n_users, n_users) sparse as ``w_indptr_``/``w_indices_``/``w_data_``
     (row u = u's neighbours, or with ``reverse`` the users whose lists hold u), the binary

@@ -132,10 +132,8 @@ class MultVAE(AutoencoderRecommender):
             ``anneal_cap``, reached after ``anneal_cap · anneal_steps`` updates). The notebook
             uses 200,000, sized for ML-20M (~230 updates an epoch); on ML-1M's 13 updates an
             epoch (``-p jca``) β would stay below 0.013 for 200 epochs. Ours, 2,000 (β = 0.2
-            from update 400, about epoch 31), on ML-1M valid F1@10 (``-p jca``, seed 0, epochs
-            capped while probing): best .0884 in 40 epochs and .0896 at epoch 59 of 60 (still
-            rising), against .0872 in 40 epochs with 200,000 — a small edge, one seed.
-            Test P/R/F1avg@10 after 60 epochs: .2210 / .1815 / .1993.
+            from update 400, about epoch 31), validated a little better than 200,000 on ML-1M
+            F1@10 (one seed; docs/defaults.md).
         l2: λ on Σ‖W‖² of all weights, added to the batch-mean loss (notebook: 0 for the VAE).
         batch_size: users per minibatch (500).
         lr: Adam learning rate (1e-3).
@@ -253,9 +251,8 @@ class MultDAE(MultVAE):
     ``l2`` · Σ‖W‖² (§2.3, Eq. 7; the weight decay of §4.3). ``l2`` = 2e-5 is the notebook's
     0.01 / batch size on a batch-mean loss (lam = 0.01 / 500). The notebook's Mult-DAE is
     [I → 200 → I] (``dims=[200]``); the paper's [I → 600 → 200 → 600 → I] is our default.
-    ``anneal_cap`` and ``anneal_steps`` are unused. With these defaults on ML-1M (``-p jca``,
-    seed 0, early stopping, patience 20): best epoch 33, valid F1@10 .0899, test P/R/F1avg@10
-    .2282 / .1856 / .2047."""
+    ``anneal_cap`` and ``anneal_steps`` are unused. The figures of a run with these defaults
+    on ML-1M are in docs/defaults.md."""
 
     name: ClassVar[str] = "multdae"
     variational: ClassVar[bool] = False

@@ -58,14 +58,12 @@ class NCFBase(Recommender):
         n_neg: negatives per observed pair, re-drawn uniformly every epoch (§4.1: 4; Fig. 7).
         lr: Adam learning rate (the authors' runs: 0.001, from §4.1's grid).
         batch_size: point-wise instances per minibatch: 1024, from §4.1's grid [128, 256, 512,
-            1024] (the authors' runs: 256). Chosen on ML-1M validation (``-p ncf``, NeuMF, 8
-            factors, seed 0, best epoch's NDCG@10): batch 256 .4096 (epoch 15 of 20; test HR@10
-            .6664, NDCG@10 .3933), 1024 .4098 (epoch 20 of 20; .6651 / .3888), 1024 with lr
-            0.005 .4059 (epoch 15). A tie, and an epoch of 1024 takes ~4x fewer optimizer
-            steps, so ~3.5x less time on a CPU, where a step's cost is mostly per-step overhead.
+            1024] (the authors' runs: 256). It tied with 256 on ML-1M validation NDCG@10 (NeuMF,
+            8 factors, seed 0) with ~4x fewer optimizer steps an epoch, so much less time on a
+            CPU, where a step's cost is mostly per-step overhead (docs/defaults.md).
         epochs: maximum epochs; early stopping on validation picks the epoch (Fig. 6: the best
             epochs are within the first 10–20; the authors' runs: 20 at batch 256). 30: at
-            batch 1024 the validation curve above was still level at epoch 20.
+            batch 1024 validation had not yet declined by epoch 20 (docs/defaults.md).
         init_std: embeddings start ~ N(0, init_std²) (§4.1: 0.01).
         init: dense layers: "glorot" (Glorot-uniform tower, LeCun-uniform output, the Keras
             initialisers of the authors' code, which draws only embeddings from N(0, 0.01²)),
@@ -236,21 +234,17 @@ class NeuMF(_Tower):
             validation/early stopping), load their weights and fuse the output layer (Eq. 13),
             then train with ``finetune_optimizer`` (§3.4.1). The fused model is validated
             before the first step (epoch 0, ``train_loop``'s ``validate_start``), so early
-            stopping can keep it when fine-tuning only makes it worse. ML-1M validation (``-p
-            ncf``, seed 0, best epoch's NDCG@10), without / with pre-training: 8 factors .4098 /
-            .4038 (Adam fine-tuning; SGD .3980), 16 .4177 / .4247, 32 .4235 / .4394, 64 .4214 /
-            .4358. So it is off at the default 8 factors and worth setting from 16 up; the
-            paper's Table 2 has the same pattern (8 factors: HR@10 .688 without, .684 with).
+            stopping can keep it when fine-tuning only makes it worse. Off by default: on
+            ML-1M validation it hurts at the default 8 factors and helps from 16 up
+            (docs/defaults.md); the paper's Table 2 has the same pattern (8 factors: HR@10
+            .688 without, .684 with).
         alpha: α of Eq. 13, h ← [α h^GMF; (1 − α) h^MLP] (§4.1: 0.5).
         finetune_optimizer: "adam" (what the authors' published runs use, lr 0.001) or "sgd"
-            (§3.4.1: vanilla SGD after pre-training). Adam by validation (above): SGD at lr
-            1e-3 on a minibatch-mean loss hardly moves the fused model (training loss .2448
-            → .2426 in 9 epochs), so it stays near the α-mixture of the two pre-trained models.
+            (§3.4.1: vanilla SGD after pre-training). Adam by validation: SGD at lr 1e-3 on a
+            minibatch-mean loss hardly moves the fused model, so it stays near the α-mixture of
+            the two pre-trained models (docs/defaults.md).
         finetune_lr: learning rate after pre-training (the paper gives none; the authors' runs
-            0.001). 1e-4 was no better on ML-1M validation (seed 0, NDCG@10 with the fused
-            start counted, 1e-3 vs 1e-4: 8 factors .4038 vs .3975, 16 .4247 vs .4234, 32 and
-            64 both keep the fused start, .4394 and .4358); fine-tuning peaks within 1–2 epochs
-            at 16–64 factors either way.
+            0.001). 1e-4 was no better on ML-1M validation (docs/defaults.md).
         pretrained_gmf, pretrained_mlp: with ``pretrain``, start from a GMF / MLP saved
             earlier (a model directory written by ``save``, or an ``ncflab train`` run directory
             holding ``model/``) instead of fitting it, as the authors' code loads its

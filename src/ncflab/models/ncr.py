@@ -72,14 +72,10 @@ class NCRBase(Recommender):
 
     Attributes:
         factors: predictive factors, the width of the last hidden layer (§4.1; Table 1: 8).
-        lr: Adam learning rate, from the paper's grid {1e-3, 5e-4, 1e-4} (§5.1). Best
-            validation NDCG@10 in 12 epochs on ML-100K (preset ``ncr``, seed 0, factors 8):
-            NBPR .306 / .284 / .198, DNCR .266 / .238 / .188, NeuPR .311 / .301 / not run,
-            so 1e-3 for all three. On ML-1M (seed 0, 30 epochs) 5e-4 validates a little
-            better: factors 8, NBPR .3361 / .3442 / .3111, DNCR .3261 / .3300 / .2803, NeuPR
-            .3513 / .3561 / .3496; NBPR 1e-3 vs 5e-4 at 16, 32, 64: .3711 / .3703,
-            .3769 / .3851, .3717 / .3854. The default stays 1e-3, the setting of the README's
-            Table 1 runs; the README gives the 3-seed test figures at 5e-4 beside them.
+        lr: Adam learning rate, from the paper's grid {1e-3, 5e-4, 1e-4} (§5.1): 1e-3, the best
+            on ML-100K validation NDCG@10 (preset ``ncr``, seed 0) for all three models and the
+            setting of the README's Table 1 runs; on ML-1M 5e-4 validates a little better, and
+            the README gives the 3-seed test figures at 5e-4 beside them (docs/defaults.md).
         batch_size: training instances per minibatch, D_S and D̄_S together (§5.1: 256).
         n_neg: unobserved items j drawn per observed (u, i) each epoch; each gives one D_S
             instance and its D̄_S mirror (§5.1: 1; Fig. 4 varies it).
@@ -89,8 +85,7 @@ class NCRBase(Recommender):
             the NCF code the paper builds on (which draws only embeddings from N(0, 0.01²)),
             or "normal", ~ N(0, init_std²) as §5.1 says of all weights; biases start at 0.
             With "normal" the 0.01-scale tanh tower passes almost no signal and DNCR stalls
-            at a non-personalised ranking: same probe, lr 1e-3, DNCR .191 (normal, best at
-            epoch 1) vs .266 (glorot); NBPR .288 vs .306.
+            at a non-personalised ranking (docs/defaults.md).
         full_scores: how ``score`` ranks all items: "wins" (exact win counts) or "proxy".
     """
 

@@ -79,12 +79,10 @@ class NPR(Recommender):
 
     Attributes:
         factors: latent size of p_u, q_i (JCA does not give NPR's; 64, BPR's default here).
-        reg: λ, L2 weight on the embeddings (and h) a triplet touches, on ML-1M validation
-            (``-p jca``, seed 0, best epoch's F1@10): 0.1 .0010, 0.01 .0464 (both stuck at
-            popularity), 0.003 .0802 (test P/R/F1avg@10 .2107 / .1508 / .1758), 0.001 .0796
-            (.2086 / .1527 / .1764), 1e-4 .0746, 1e-5 .0730. JCA's grid {0.5 … 0.001} is
-            for its own loss scaling; ours is a per-triplet mean, where only its low end
-            learns. 0.003, the validation argmax (a tie with 0.001).
+        reg: λ, L2 weight on the embeddings (and h) a triplet touches: 0.003, the ML-1M
+            validation argmax (``-p jca``, seed 0, F1@10; a tie with 0.001). JCA's grid
+            {0.5 … 0.001} is for its own loss scaling; ours is a per-triplet mean, where only
+            its low end learns. The figures are in docs/defaults.md.
         lr: Adam learning rate (JCA §5.2: 0.003 for all methods).
         batch_size: triplets per minibatch (JCA §5.2: 1,500 for non-autoencoder methods).
         n_neg: sampled negatives per positive, re-drawn every epoch (JCA §5.2: 1).

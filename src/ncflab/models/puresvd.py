@@ -33,10 +33,9 @@ class PureSVD(Recommender):
     """PureSVD with rank ``factors`` (k).
 
     Attributes:
-        factors: k, the number of singular vectors kept. Default 60: the best validation
-            NDCG@10 on ml-1m under the ``ncf`` protocol (seed 0) over k ∈ {10, 20, 30, 40, 45,
-            50, 55, 60, 65, 70, 80, 100, 150}: .3707/.4072/.4262/.4343/.4364/.4388/.4369/
-            .4394/.4368/.4361/.4361/.4335/.4178 (45–70 are within .003 of one another).
+        factors: k, the number of singular vectors kept. Default 60: the best ML-1M
+            validation NDCG@10 (``ncf`` protocol, seed 0) on a plateau of nearby ranks; the
+            grid and its figures are in docs/defaults.md.
 
     Learned state: ``V_`` (n_items, k) float32, the top right singular vectors, and ``U_`` =
     X V_k (n_users, k), the training users' projections (= U_k Σ_k).

@@ -66,26 +66,10 @@ class SLIM(Recommender):
         max_iter: coordinate-descent sweeps per column at most (Dacrema et al.: 100).
         tol: stop a column when its duality gap is ≤ tol·‖x_j‖² (scikit-learn's rule; 1e-4).
 
-    Defaults alpha 0.05, l1_ratio 0.01, top_k 200: the best validation NDCG@10 on ml-1m under
-    the ``ncf`` protocol (seed 0) over a grid of 11 (alpha, l1_ratio) pairs, each pruned to
-    top_k ∈ {50, 100, 200, 500, 1000, all}. Valid NDCG@10 at top_k 200 (HR@10 in brackets):
-
-        alpha ↓ l1_ratio →  0.003          0.01           0.03           0.1
-        0.002                                                            .4436 (.7066)
-        0.01                               .4481 (.7127)                 .4477 (.7141)
-        0.02                               .4498 (.7197)
-        0.05                .4495 (.7227)  .4502 (.7237)  .4495 (.7222)  .4383 (.7056)
-        0.1                 .4497 (.7262)  .4490 (.7248)
-        0.2                                .4417 (.7151)
-
-    A plateau (.449–.450) around alpha 0.02–0.1, l1_ratio 0.003–0.03. There the L1 term alone
-    leaves 60–240 non-zero weights per column on average, so top_k ≥ 200 changes valid NDCG@10 by
-    < .0005; top_k 100 costs up to .003 and top_k 50 up to .007.
-
-    Test with these defaults (``ncflab train -m slim -d ml-1m -p ncf``): HR@10 .6909, NDCG@10
-    .4261. Dacrema et al. refit the chosen model on train + validation before testing; so
-    refitted, the same split gives .7127 / .4466 (their SLIM-EN: .7162 / .4468), as EASE
-    (λ 1000) goes from .7025 / .4335 to .7194 / .4489 (theirs: .7192 / .4494).
+    Defaults alpha 0.05, l1_ratio 0.01, top_k 200: the best validation NDCG@10 on ML-1M
+    (``ncf`` protocol, seed 0), on a plateau where the L1 term alone leaves few enough weights
+    per column that a larger top_k hardly matters. The grid, the test figures and the
+    comparison with Dacrema et al.'s refitted results are in docs/defaults.md.
 
     Learned state: ``W`` (n_items, n_items) sparse as ``w_indptr_``/``w_indices_``/``w_data_``
     (column j = the weights predicting item j) and the binary training matrix as
@@ -95,7 +79,7 @@ class SLIM(Recommender):
     name: ClassVar[str] = "slim"
     # ``ncflab tune``'s default space: Dacrema et al.'s ranges (alpha 1e-3–1, topK 5–1000,
     # l1_ratio from 1e-5) but l1_ratio from 1e-3: a smaller L1 leaves denser columns and slower
-    # fits (ml-1m, alpha 0.05, one worker: 129 s at l1_ratio 0.003, 72 s at 0.01).
+    # fits (timings in docs/defaults.md).
     search_space: ClassVar[dict] = {
         "alpha": {"low": 1e-3, "high": 1.0, "log": True},
         "l1_ratio": {"low": 1e-3, "high": 1.0, "log": True},
