@@ -84,17 +84,46 @@ def report(
     profile: ProfileOpt = "quick",
     results: Results = Path("results"),
     experiments: Experiments = Path("experiments"),
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where the pages go.")] = Path(
-        "docs/results"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Where the pages go (docs/results; docs/results/PROFILE else)."
+        ),
+    ] = None,
+    readme: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also rewrite the results-at-a-glance table of this README (between its "
+            "marker lines) from every paper's summaries."
+        ),
+    ] = None,
 ) -> None:
-    """Build docs/results/PAPER.md (and CSV, PNG) from the committed cell summaries: ours as
-    mean ± std over seeds beside the paper's figures, paired tests against the strongest
-    baseline (Holm-corrected), provenance. Nothing there is edited by hand."""
+    """Build docs/results/PAPER.md (quick; docs/results/PROFILE/PAPER.md for another
+    profile), with CSV and PNG, from the committed cell summaries: ours as mean ± std over
+    seeds beside the paper's figures, paired tests against the strongest baseline
+    (Holm-corrected), provenance. Nothing there is edited by hand."""
     from ncflab.reproduce.report import build_report, write_report
     from ncflab.reproduce.spec import experiment_files, load_experiment
 
     exps = [load_experiment(p) for p in experiment_files(experiments, paper)]
+    out = out or results_folder(profile)
     written = write_report(build_report(exps, results, profile), out)
     for path in written:
         console.print(f"wrote {path}")
+    if readme is not None:
+        from ncflab.reproduce.glance import glance_markdown, update_readme
+
+        papers = sorted(p.name for p in Path(experiments).iterdir() if p.is_dir())
+        every = {
+            name: [load_experiment(p) for p in experiment_files(experiments, name)]
+            for name in papers
+        }
+        if not update_readme(readme, glance_markdown(every, results)):
+            raise ValueError(f"{readme} has no results-at-a-glance marker lines to write between")
+        console.print(f"wrote the results-at-a-glance table of {readme}")
+
+
+def results_folder(profile: str) -> Path:
+    """Where a profile's pages go: docs/results for quick (the complete pages), a folder of
+    their own for the others."""
+    return Path("docs/results") if profile == "quick" else Path("docs/results") / profile
