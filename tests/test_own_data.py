@@ -126,3 +126,28 @@ def test_the_public_api(ratings_csv, tmp_path) -> None:
     assert loaded_config.dataset == str(ratings_csv.resolve())
     users = np.arange(5)
     assert np.array_equal(loaded.score(users).numpy(), result.model.score(users).numpy())
+
+
+def test_data_records_thins_before_the_split_and_never_a_published_split(
+    cli, ratings_csv, tmp_path
+) -> None:
+    from ncflab.config import ConfigError, DataOptions, RunConfig
+    from ncflab.experiments.data import load_split, resolve_config
+
+    def split(records: int | None, seed: int = 0):
+        config = RunConfig(dataset=str(ratings_csv), protocol="jncf", model="itempop",
+                           split_seed=seed, data=DataOptions(records=records))  # fmt: skip
+        return load_split(resolve_config(config))
+
+    full, thin = split(None), split(400)
+    assert sum(thin.info["sizes"].values()) == 400 < sum(full.info["sizes"].values())
+    assert thin.train.n_users == full.train.n_users == 60  # every user stays, with 3 records
+    assert thin.fingerprint() != full.fingerprint() != split(400, seed=1).fingerprint()
+    assert split(400).fingerprint() == thin.fingerprint()
+    with pytest.raises(ConfigError, match="data.records must be >= 1"):
+        DataOptions(records=0)
+    with pytest.raises(ValueError, match="n_records=100 is too few to keep all 60 users"):
+        split(100)
+    res = cli("train", "-m", "itempop", "-d", "jca-ml-1m", "-p", "jca", "--set",
+              "data.records=1000", "-o", tmp_path / "run")  # fmt: skip
+    assert res.exit_code == 2 and "published split whose parts are fixed" in res.output
