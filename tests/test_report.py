@@ -427,3 +427,21 @@ def test_reference_rows_are_shown_never_tested(table, tmp_path) -> None:
     ref = csv[csv.row == "jncf-on-test"]
     assert ref["mean"].notna().any() and ref.p.isna().all()
     assert int(csv.p.notna().sum()) == 6  # as without the reference row
+
+
+def test_a_figure_of_another_file_s_cells(table, tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    _, results, frames = table
+    folder = tmp_path / "experiments" / "toy"
+    (folder / "curve.toml").write_text(
+        'title = "Toy curve"\nkind = "figure"\nsource = "table2"\nmetrics = ["HR@10"]\n'
+        '[figure]\nx = "cutoff"\ny = "HR"\n'
+    )
+    exp = load_experiment(folder / "curve.toml")
+    written = write_report(build_report([exp], results, "full"), tmp_path / "docs")
+    assert [p.name for p in written] == ["curve.csv", "curve.png", "toy.md"]
+    points = pd.read_csv(written[0])
+    jncf = points[(points.series == "J-NCF") & (points.dataset == "ml-100k")].iloc[0]
+    hr = [frames["jncf", "ml-100k", s]["HR@10"].mean() for s in (0, 1)]
+    assert (jncf.x, jncf.n) == (10, 2) and jncf["mean"] == pytest.approx(np.mean(hr))
+    assert jncf.paper == 0.70  # the source row's figure at that cut-off

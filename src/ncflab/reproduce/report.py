@@ -156,8 +156,9 @@ def _section(exp: Experiment, results: Path, profile: str) -> Section:
 
 
 def _shown(exp: Experiment, row: Row) -> Row:
-    """A view shows a source row with the view's own paper figures (and label, if given)."""
-    if not exp.source:
+    """A view that lists rows shows each source row with the view's own paper figures (and
+    label, if given); one that lists none shows the source's rows as they are."""
+    if not exp.source or not exp.rows:
         return row
     mine = {r.id: r for r in exp.rows}.get(row.id.split("[")[0])
     if mine is None:

@@ -45,6 +45,8 @@ to show (by id) and carry the paper's figures, keyed ``"<group>|<dataset>"`` for
 ``view = "hits"`` compares the hits of ``pair = [row, row]`` (JCA's Fig. 1, the hits
 difference rate, from the rows' ``analyses = ["hits@10"]``) and ``view = "rules"`` shows the
 ``analyses = ["rules"]`` of NCR's pairwise rows (Algorithm 1 against win counts).
+A figure may also read another file's cells: ``source`` and ``[figure]`` without ``view``
+(JCA's precision and recall curves over k from its Table 3 cells).
 Running a view runs its source's cells.
 
 Role "reference" marks a row shown for comparison only (never tested, never the baseline),
@@ -222,8 +224,10 @@ class Experiment:
         unnamed = [r.id for r in self.rows if not r.model]
         if unnamed and not self.source:
             raise ConfigError(f"{self.paper}/{self.name}: row(s) {unnamed} name no model")
-        if bool(self.source) != bool(self.view):
-            raise ConfigError(f"{self.paper}/{self.name}: a view needs both source and view")
+        if self.view and not self.source or self.source and not (self.view or self.figure):
+            raise ConfigError(
+                f"{self.paper}/{self.name}: a view needs a source and a view (or a [figure])"
+            )
         if self.view == "activity" and not (self.groups and all(0 < g <= 1 for g in self.groups)):
             raise ConfigError(
                 f"{self.paper}/{self.name}: an activity view needs groups, fractions in (0, 1], "
