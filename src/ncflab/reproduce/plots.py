@@ -16,6 +16,7 @@ The paper's figures, where a row has them for a plotted x (``paper`` keyed by da
 from __future__ import annotations
 
 import re
+import textwrap
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,9 @@ def draw_figure(exp: Experiment, points: pd.DataFrame, path: Path) -> Path:
                 [], [], color="grey", marker="o", markerfacecolor="none", linestyle="none"
             )
         if handles:
-            fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
-        fig.suptitle(exp.title, fontsize=10)
+            fig.legend(handles.values(), handles.keys(), loc="outside right center", fontsize=8)
+        # About 12 characters of 10-point text per inch: a long title wraps, never clips.
+        fig.suptitle(textwrap.fill(exp.title, int(fig.get_figwidth() * 12)), fontsize=10)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, metadata={"Software": None})
     return path
@@ -176,7 +178,7 @@ def draw_cdf(exp: Experiment, curves: dict[str, tuple[np.ndarray, np.ndarray]], 
         else:
             ax.text(0.5, 0.5, "no finished cells", ha="center", transform=ax.transAxes)
         ax.grid(alpha=0.3)
-        fig.suptitle(exp.title, fontsize=9)
+        fig.suptitle(textwrap.fill(exp.title, int(fig.get_figwidth() * 13)), fontsize=9)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, metadata={"Software": None})
     return path

@@ -190,36 +190,13 @@ def _present(cells: list[Cell], results: Path, profile: str) -> Present:
 
 
 def _summary_lines(exp: Experiment, datasets: list[str], rows: list[Row], present: Present):
-    """One line per dataset × row × metric: mean, sample std (ddof 1) and n over seeds, the
-    paper's figure and ours − paper."""
-    values = pd.DataFrame(
-        [
-            (c.row.id, c.dataset, m, s["test"].get(m, np.nan))
-            for c, s in present
-            for m in exp.metrics
-        ],
-        columns=["row", "dataset", "metric", "value"],
-    ).astype({"value": float})
-    stats = values.groupby(["dataset", "row", "metric"])["value"].agg(["mean", "std", "count"])
+    """One line per dataset × row × metric of the test metrics: mean, sample std (ddof 1) and
+    n over seeds, the paper's figure and ours − paper."""
+    table = _scalar_lines(exp, datasets, rows, present, lambda s: s["test"])
+    # An upper reference, not a result: the test set chose its epochs.
     on_test = {(c.row.id, c.dataset) for c, s in present if s.get("selected_on") == "test"}
-    lines = []
-    for dataset in datasets:
-        for row in rows:
-            # An upper reference, not a result: the test set chose its epochs.
-            label = row.label + (" (epochs chosen on test)" * ((row.id, dataset) in on_test))
-            for metric in exp.metrics:
-                mean, std, n = (
-                    stats.loc[(dataset, row.id, metric)]
-                    if (dataset, row.id, metric) in stats.index
-                    else (np.nan, np.nan, 0)
-                )
-                paper = row.paper.get(dataset, {}).get(metric, np.nan)
-                lines.append((row.id, label, row.role, dataset, metric, mean, std, int(n), paper))
-    table = pd.DataFrame(
-        lines,
-        columns=["row", "label", "role", "dataset", "metric", "mean", "std", "n", "paper"],
-    ).astype({"mean": float, "std": float, "paper": float})
-    table["diff"] = table["mean"] - table["paper"]
+    chosen = [(r, d) in on_test for r, d in zip(table.row, table.dataset, strict=True)]
+    table.loc[chosen, "label"] += " (epochs chosen on test)"
     return table
 
 
@@ -523,25 +500,34 @@ def _table_markdown(section: Section) -> list[str]:
     by_group = "group" in table  # an activity view: one block of rows per group of users
     keys = ["dataset", *(["group"] * by_group), "row"]
     head = ["Dataset", *(["Users"] * by_group), "Row"]
-    timing = section.experiment.view == "timing"  # no difference to a GPU's seconds
-    per_metric = ("paper",) if timing else ("paper", "Δ")
+    view = section.experiment.view
+    # Views' figures are counts, shares and seconds (4 significant digits); a GPU's seconds
+    # have no meaningful difference to ours, and a view without paper figures shows ours only.
+    compact = view in ("timing", "hits")
+    if view in ("", "activity"):
+        per_metric: tuple[str, ...] = ("paper", "Δ")
+    else:
+        per_metric = ("paper",) if table.paper.notna().any() else ()
     head += [h for m in metrics for h in (m, *per_metric)]
     width = len(keys) + len(metrics) * (1 + len(per_metric))
-    out = ["| " + " | ".join(head) + " |", "|:--|" * len(keys) + "--:|" * (width - len(keys))]
+    out = ["| " + " | ".join(head) + " |", "|" + ":--|" * len(keys) + "--:|" * (width - len(keys))]
     tested = "p" in table
     for key, lines in table.groupby(keys, sort=False):
         cells = [*key[:-1], lines.label.iloc[0]]
         for line in lines.itertuples():
-            if timing:  # seconds span 1e-3 .. 1e3: 4 significant digits
-                cells += [_seconds(line.mean, line.std, line.n), _seconds(line.paper)]
-                continue
-            cells += [format_ours(line.mean, line.std, line.n, line.marker if tested else "")]
-            cells += [format_number(line.paper), format_number(line.diff, signed=True)]
+            if compact:
+                cells += [_compact(line.mean, line.std, line.n)]
+            else:
+                cells += [format_ours(line.mean, line.std, line.n, line.marker if tested else "")]
+            paper = _compact(line.paper) if compact else format_number(line.paper)
+            cells += [paper, format_number(line.diff, signed=True)][: len(per_metric)]
         out.append("| " + " | ".join(cells) + " |")
+    legends = {"timing": "seconds; ", "": "Δ: ours − paper; ", "activity": "Δ: ours − paper; "}
+    legend = legends.get(view, "")
     out += [
         "",
         f"Ours: mean ± sample standard deviation over seeds (seeds finished); paper: the "
-        f"paper's figure; {'seconds' if timing else 'Δ: ours − paper'}; {MISSING}: not run yet.",
+        f"paper's figure; {legend}{MISSING}: not run yet.",
     ]
     if by_group:
         out += [
@@ -564,8 +550,9 @@ def _table_markdown(section: Section) -> list[str]:
     return out + [line for note in section.notes for line in ("", note)]
 
 
-def _seconds(mean: float, std: float = np.nan, n: int | None = None) -> str:
-    """A time to 4 significant digits; with ``n`` (seeds) as ``format_ours`` writes ours."""
+def _compact(mean: float, std: float = np.nan, n: int | None = None) -> str:
+    """A count, share or time to 4 significant digits; with ``n`` (seeds) as ``format_ours``
+    writes ours."""
     if n is None:
         return "" if np.isnan(mean) else f"{mean:.4g}"
     if n == 0 or np.isnan(mean):
