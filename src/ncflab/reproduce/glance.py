@@ -5,7 +5,7 @@ Each line puts the paper's best model as we measured it (the role "model" row wi
 mean of the table's first metric) beside that row's figure in the paper, and beside the
 strongest simple baseline of the same table (role "strong", tuned on validation). A table's
 full-profile section is used where it has finished cells, else its quick one; the line says
-which. Like the results pages it is computed from the committed summaries, never typed.
+which (a full profile counts once all its cells have finished). Like the results pages it is computed from the committed summaries, never typed.
 """
 
 from __future__ import annotations
@@ -63,9 +63,11 @@ def update_readme(readme: Path, table: str) -> bool:
 
 
 def _best_section(exp: Experiment, results: Path) -> Section | None:
+    """The full profile's section once every cell of it has finished, else the quick one's
+    (when it has finished cells): a half-run table is not a headline."""
     for profile in PROFILES:
         (section,) = build_report([exp], results, profile).sections
-        if section.done:
+        if section.done and (section.done == section.total or profile == "quick"):
             return section
     return None
 
