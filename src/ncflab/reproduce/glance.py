@@ -4,8 +4,8 @@ between two marker lines by ``ncflab report --readme README.md``.
 Each line puts the paper's best model as we measured it (the role "model" row with the highest
 mean of the table's first metric) beside that row's figure in the paper, and beside the
 strongest simple baseline of the same table (role "strong", tuned on validation). A table's
-full-profile section is used where it has finished cells, else its quick one; the line says
-which (a full profile counts once all its cells have finished). Like the results pages it is computed from the committed summaries, never typed.
+full-profile section is used once every cell of it has finished, else its quick one; the line
+says which. Like the results pages it is computed from the committed summaries, never typed.
 """
 
 from __future__ import annotations
