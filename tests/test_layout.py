@@ -18,6 +18,8 @@ FORBIDDEN = {
     "training": ("ncflab.models", "ncflab.experiments", "ncflab.cli", "ncflab.runs"),
     "models": ("ncflab.experiments", "ncflab.cli", "ncflab.runs"),
     "evaluation": ("ncflab.experiments", "ncflab.cli", "ncflab.runs"),
+    "experiments": ("ncflab.serving", "ncflab.cli"),
+    "serving": ("ncflab.cli",),
 }
 
 

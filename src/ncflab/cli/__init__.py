@@ -1,7 +1,7 @@
 """The ``ncflab`` command line, one module per verb family: ``data`` (list, info, split),
 ``train`` (train, resume, tune), ``inspect`` (evaluate, compare, significance, rules,
-recommend), ``export``; ``_app`` holds the app and turns errors into one-line messages,
-``render`` draws.
+recommend), ``export``, ``serve``; ``_app`` holds the app and turns errors into one-line
+messages, ``render`` draws.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from ncflab.cli import data, export, inspect, reproduce, train  # noqa: F401  (registers the verbs)
+from ncflab.cli import data, export, inspect, reproduce, serve, train  # noqa: F401  (registers the verbs)
 from ncflab.cli._app import app, console
 
 __all__ = ["app", "console", "main"]

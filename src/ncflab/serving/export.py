@@ -34,7 +34,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ExportSummary",
     "check_export",
+    "count_of",
     "export_recommendations",
+    "id_positions",
+    "named",
     "read_users_file",
     "user_indices",
 ]
@@ -146,16 +149,18 @@ def user_indices(values: Sequence[object] | np.ndarray, ids: np.ndarray) -> np.n
     values = list(values)
     if not values:
         raise ValueError("no user ids given")
-    pos = _positions(values, ids)
+    pos = id_positions(values, ids)
     unknown = list(dict.fromkeys(str(values[i]) for i in np.flatnonzero(pos < 0)))
     if unknown:
         raise KeyError(
-            f"{_count(unknown, 'unknown user id')} (not in the run's data): {_names(unknown)}"
+            f"{count_of(unknown, 'unknown user id')} (not in the run's data): {named(unknown)}"
         )
     _, first, counts = np.unique(pos, return_index=True, return_counts=True)
     repeated = [str(values[i]) for i in np.sort(first[counts > 1])]
     if repeated:
-        raise ValueError(f"{_count(repeated, 'user id')} listed more than once: {_names(repeated)}")
+        raise ValueError(
+            f"{count_of(repeated, 'user id')} listed more than once: {named(repeated)}"
+        )
     return pos
 
 
@@ -190,8 +195,9 @@ def read_users_file(path: str | Path) -> list[str]:
     return [row[col].strip() for _, row in lines]
 
 
-def _positions(values: list[object], ids: np.ndarray) -> np.ndarray:
-    """Index of each value in ``ids``, -1 where it is none of them."""
+def id_positions(values: list[object], ids: np.ndarray) -> np.ndarray:
+    """Index of each value in ``ids``, -1 where it is none of them (text read as the ids'
+    type: "42" is id 42 when the ids are integers)."""
     index = pd.Index(ids)
     if ids.dtype.kind in "iu":
         parsed = [_as_int(v) for v in values]
@@ -219,11 +225,13 @@ def _as_int(value: object) -> int | None:
     return number if number is not None and INT64[0] <= number <= INT64[1] else None
 
 
-def _count(names: list[str], what: str) -> str:
+def count_of(names: list[str], what: str) -> str:
+    """ "3 unknown user ids", "1 user id": a count for an error message."""
     return f"{len(names)} {what}{'s' if len(names) > 1 else ''}"
 
 
-def _names(names: list[str]) -> str:
+def named(names: list[str]) -> str:
+    """The first ``SHOWN`` names, then "and N more": ids an error message lists."""
     more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
     return ", ".join(names[:SHOWN]) + more
 
