@@ -36,6 +36,7 @@ __all__ = [
     "check_export",
     "count_of",
     "export_recommendations",
+    "id_indices",
     "id_positions",
     "named",
     "read_users_file",
@@ -146,21 +147,32 @@ def user_indices(values: Sequence[object] | np.ndarray, ids: np.ndarray) -> np.n
     """The indices of the original user ids ``values`` among ``ids`` (the split's
     ``train.user_ids``), in order. Text values are read as the ids' type ("42" is user 42 of
     MovieLens). No id, an unknown id or an id given twice is an error naming them."""
+    return id_indices(values, ids, "user")
+
+
+def id_indices(
+    values: Sequence[object] | np.ndarray,
+    ids: np.ndarray,
+    what: str,
+    unknown: type[Exception] = KeyError,
+    repeated: type[Exception] = ValueError,
+) -> np.ndarray:
+    """Indices of the original ``what`` ids ``values`` among ``ids``, in order (text read as
+    the ids' type); no id or an id given twice raises ``repeated``, an unknown id ``unknown``
+    (a caller chooses the types: the service's carry an HTTP status), each naming them."""
     values = list(values)
     if not values:
-        raise ValueError("no user ids given")
+        raise repeated(f"no {what} ids given")
     pos = id_positions(values, ids)
-    unknown = list(dict.fromkeys(str(values[i]) for i in np.flatnonzero(pos < 0)))
-    if unknown:
-        raise KeyError(
-            f"{count_of(unknown, 'unknown user id')} (not in the run's data): {named(unknown)}"
+    missing = list(dict.fromkeys(str(values[i]) for i in np.flatnonzero(pos < 0)))
+    if missing:
+        raise unknown(
+            f"{count_of(missing, f'unknown {what} id')} (not in the run's data): {named(missing)}"
         )
     _, first, counts = np.unique(pos, return_index=True, return_counts=True)
-    repeated = [str(values[i]) for i in np.sort(first[counts > 1])]
-    if repeated:
-        raise ValueError(
-            f"{count_of(repeated, 'user id')} listed more than once: {named(repeated)}"
-        )
+    twice = [str(values[i]) for i in np.sort(first[counts > 1])]
+    if twice:
+        raise repeated(f"{count_of(twice, f'{what} id')} listed more than once: {named(twice)}")
     return pos
 
 

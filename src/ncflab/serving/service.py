@@ -28,7 +28,7 @@ import torch
 from ncflab.evaluation.topk import top_k
 from ncflab.models.similarity import stored_csr
 from ncflab.runs import jsonable
-from ncflab.serving.export import count_of, id_positions, named, user_indices
+from ncflab.serving.export import id_indices, user_indices
 
 if TYPE_CHECKING:
     from ncflab.config import RunConfig
@@ -206,18 +206,7 @@ def item_indices(values: Sequence[object], ids: np.ndarray) -> np.ndarray:
     """Indices of the original item ids ``values`` among ``ids``, in order, read as
     ``user_indices`` reads user ids (same parsing); an unknown id is ``UnknownId`` and an id
     given twice ``BadRequest``, each naming them."""
-    values = list(values)
-    pos = id_positions(values, ids)
-    unknown = list(dict.fromkeys(str(values[i]) for i in np.flatnonzero(pos < 0)))
-    if unknown:
-        raise UnknownId(
-            f"{count_of(unknown, 'unknown item id')} (not in the run's data): {named(unknown)}"
-        )
-    _, first, counts = np.unique(pos, return_index=True, return_counts=True)
-    repeated = [str(values[i]) for i in np.sort(first[counts > 1])]
-    if repeated:
-        raise BadRequest(f"{count_of(repeated, 'item id')} given more than once: {named(repeated)}")
-    return pos
+    return id_indices(values, ids, "item", unknown=UnknownId, repeated=BadRequest)
 
 
 def _ratings(ratings: Sequence[float], index: np.ndarray) -> np.ndarray:
