@@ -21,6 +21,11 @@ def data_dir() -> Path:
 def ratings_csv(tmp_path: Path) -> Path:
     """A user's own small ratings file (CSV with a header, like MovieLens latest): 60 users ×
     200 items, 12–20 records each, ratings 1–5, increasing timestamps; the same every time."""
+    return write_ratings_csv(tmp_path / "my_ratings.csv")
+
+
+def write_ratings_csv(path: Path) -> Path:
+    """Write the ``ratings_csv`` fixture's data to ``path`` (for module-scoped fixtures)."""
     import numpy as np
     import pandas as pd
 
@@ -31,7 +36,6 @@ def ratings_csv(tmp_path: Path) -> Path:
         for t, item in enumerate(items):
             rows.append((user, int(item), float(rng.integers(1, 6)), 1_000_000 + 100 * user + t))
     frame = pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"])
-    path = tmp_path / "my_ratings.csv"
     frame.to_csv(path, index=False)
     return path
 

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 pytest.importorskip("fastapi")
 
+from conftest import write_ratings_csv  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from ncflab import runs  # noqa: E402
@@ -34,16 +34,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ncflab.cli import app
 
     folder = tmp_path_factory.mktemp("serve")
-    rng = np.random.default_rng(7)
-    rows = []
-    for user in range(1, 61):
-        items = rng.choice(np.arange(1, 201), size=int(rng.integers(12, 21)), replace=False)
-        for t, item in enumerate(items):
-            rows.append((user, int(item), float(rng.integers(1, 6)), 1_000_000 + 100 * user + t))
-    data = folder / "ratings.csv"
-    pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"]).to_csv(
-        data, index=False
-    )
+    data = write_ratings_csv(folder / "ratings.csv")
     out = folder / "run"
     args = ["train", "-m", "ease", "-d", str(data), "-p", "jncf", "-o", str(out)]
     res = CliRunner().invoke(app, [*args, "--set", "params.l2=50"])

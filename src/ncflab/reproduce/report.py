@@ -204,7 +204,11 @@ def _activity_lines(exp: Experiment, datasets: list[str], rows: list[Row], prese
     """One line per dataset × activity group × row × metric: the mean of each seed's per-user
     values over the group's users, then mean, sample std and n over seeds, as ``_summary_lines``
     with a ``group`` column ("10%": the least active tenth of the users)."""
-    groups = {c.dataset: _activity_groups(exp.groups, s) for c, s in present}
+    # One split per dataset, so its first summary's users decide the groups for every row.
+    groups: dict[str, dict[str, set]] = {}
+    for c, s in present:
+        if c.dataset not in groups:
+            groups[c.dataset] = _activity_groups(exp.groups, s)
     values = pd.DataFrame(
         [
             (c.row.id, c.dataset, name, m, frame.loc[frame.index.isin(users), m].mean())
