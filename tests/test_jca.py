@@ -12,7 +12,7 @@ from test_contract import FAST, beats_outside, block_problem, interactions, sigm
 from test_contract import TINY as R
 
 from ncflab.models import FitOptions, Recommender
-from ncflab.models.autoencoder import block_pairs, pair_loss
+from ncflab.models.autoencoder import block_pairs, fold_in_outputs, pair_loss
 from ncflab.models.autorec import IAutoRec, UAutoRec, UIAutoRec
 from ncflab.models.jca import JCA
 from ncflab.models.jca_net import epoch_blocks
@@ -154,15 +154,17 @@ def test_save_load_variant(tmp_path) -> None:
     assert torch.equal(loaded.score_new_users(rows), model.score_new_users(rows))
 
 
-def test_new_users_use_the_user_component() -> None:
+def test_new_users_are_the_mean_of_the_user_component_and_fitted_item_outputs() -> None:
     model = tiny_jca()
     w = {k: v.detach().numpy() for k, v in model.module_.state_dict().items()}
     row = np.array([[0, 1, 1, 0]], np.float32)
     hidden = sigmoid(row @ w["user.encoder.weight"] + w["user.encoder.bias"])
-    expected = sigmoid(hidden @ w["user.weight"] + w["user.bias"])
+    user_part = sigmoid(hidden @ w["user.weight"] + w["user.bias"])
+    hidden_items = model._item_hidden().detach()
+    item_part = torch.sigmoid(fold_in_outputs(hidden_items, sp.csr_matrix(row))).numpy()
     # Any positive value counts as a 1 (implicit feedback).
     got = model.score_new_users(sp.csr_matrix(row * 4))
-    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(got.numpy(), 0.5 * (user_part + item_part), rtol=1e-5)
     ids, scores = model.recommend_for_items(interactions(R), [1, 2], k=5)
     assert sorted(ids.tolist()) == [0, 3]  # liked items excluded, only two left
     assert np.all(np.diff(scores) <= 0)
@@ -172,6 +174,20 @@ def test_new_users_use_the_user_component() -> None:
         model.score_new_users(sp.csr_matrix((1, 3)))
     with pytest.raises(ValueError, match=">= 0"):
         model.score_new_users(sp.csr_matrix(-row))
+
+
+def test_fold_in_outputs_solve_the_penalised_logistic_regression() -> None:
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.rand(40, 6, generator=gen)  # 40 items, H = 6
+    rows = sp.csr_matrix((torch.rand(5, 40, generator=gen) < 0.3).numpy().astype(np.float32))
+    logits = fold_in_outputs(hidden, rows, reg=2.0)
+    z = torch.cat([hidden.double(), torch.ones(40, 1, dtype=torch.float64)], dim=1)
+    theta = torch.linalg.lstsq(z, logits.T).solution.T  # logits = theta zᵀ exactly
+    grad = (torch.sigmoid(logits) - torch.from_numpy(rows.toarray())) @ z + 2 * 2.0 * theta
+    assert grad.abs().max() < 1e-6  # the optimum of Σ BCE + reg ‖θ‖²
+    # One user's answer does not depend on who else is in the batch.
+    alone = torch.cat([fold_in_outputs(hidden, rows[i : i + 1], reg=2.0) for i in range(5)])
+    torch.testing.assert_close(alone, logits)
 
 
 def test_autorec_family() -> None:
@@ -185,9 +201,9 @@ def test_autorec_family() -> None:
     torch.testing.assert_close(ui.score(users), 0.5 * (u.score(users) + i.score(users)))
     assert {r["component"] for r in ui.history_} == {"uautorec", "iautorec"}
     rows = sp.csr_matrix(np.eye(3, train.n_items, dtype=np.float32))
-    torch.testing.assert_close(ui.score_new_users(rows), u.score_new_users(rows))
-    with pytest.raises(NotImplementedError, match="new user"):
-        i.score_new_users(rows)
+    # New users: U-AutoRec reads the row; I-AutoRec fits their output weights; UI, the mean.
+    both = 0.5 * (u.score_new_users(rows) + i.score_new_users(rows))
+    torch.testing.assert_close(ui.score_new_users(rows), both)
 
 
 @pytest.mark.parametrize(

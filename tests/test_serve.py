@@ -194,8 +194,8 @@ BAD = [
     # (label, method, path, body or None, expected status, text the detail holds)
     ("unknown user", "GET", "/users/999999/recommendations", None, 404, "999999"),
     ("user id not a number", "GET", "/users/abc/recommendations", None, 404, "abc"),
-    ("k=0", "GET", "/users/1/recommendations?k=0", None, 422, "between 1 and 50"),
-    ("k above max_k", "GET", "/users/1/recommendations?k=51", None, 422, "between 1 and 50"),
+    ("k=0", "GET", "/users/1/recommendations?k=0", None, 422, "k: Input should be greater than or"),
+    ("k above max_k", "GET", "/users/1/recommendations?k=51", None, 422, "or equal to 50"),
     ("k not a number", "GET", "/users/1/recommendations?k=abc", None, 422, "integer"),
     ("unknown item", "POST", "/recommendations", {"items": [1, 5000]}, 404, "5000"),
     ("many unknown items", "POST", "/recommendations",
@@ -204,16 +204,19 @@ BAD = [
     ("ratings length", "POST", "/recommendations",
      {"items": [1, 2], "ratings": [5.0]}, 422, "one value per item"),
     ("negative rating", "POST", "/recommendations",
-     {"items": [1, 2], "ratings": [5.0, -1]}, 422, "> 0"),
+     {"items": [1, 2], "ratings": [5.0, -1]}, 422, "ratings.1: Input should be greater than 0"),
     ("rating beyond float32", "POST", "/recommendations",
-     {"items": [1, 2], "ratings": [5.0, 1e39]}, 422, "> 0"),
-    ("no items", "POST", "/recommendations", {"items": []}, 422, "at least one"),
-    ("fold-in k=0", "POST", "/recommendations", {"items": [1], "k": 0}, 422, "between 1"),
+     {"items": [1, 2], "ratings": [5.0, 1e39]}, 422, "ratings.1: Input should be less"),
+    ("no items", "POST", "/recommendations",
+     {"items": []}, 422, "items: List should have at least"),
+    ("fold-in k=0", "POST", "/recommendations",
+     {"items": [1], "k": 0}, 422, "k: Input should be greater than or"),
     ("items not a list", "POST", "/recommendations", {"items": "1"}, 422, "list"),
     ("item a float", "POST", "/recommendations", {"items": [1.5]}, 422, "int"),
     ("item a boolean", "POST", "/recommendations", {"items": [True]}, 422, "int"),
     ("k a word", "POST", "/recommendations", {"items": [1], "k": "many"}, 422, "integer"),
-    ("unknown field", "POST", "/recommendations", {"items": [1], "rating": [1]}, 422, "extra"),
+    ("unknown field", "POST", "/recommendations",
+     {"items": [1], "rating": [1]}, 422, "rating: Extra inputs"),
     ("malformed JSON", "POST", "/recommendations", b'{"items": [1,', 422, "JSON"),
     ("oversized body", "POST", "/recommendations",
      {"items": list(range(2000))}, 413, "limit of 4000 bytes"),
@@ -222,13 +225,14 @@ BAD = [
      {"users": [1, 999998, 999999]}, 404, "2 unknown user ids"),
     ("repeated batch users", "POST", "/recommendations/batch",
      {"users": [1, 1]}, 422, "more than once"),
-    ("no batch users", "POST", "/recommendations/batch", {"users": []}, 422, "no user ids"),
+    ("no batch users", "POST", "/recommendations/batch",
+     {"users": []}, 422, "users: List should have"),
     ("too many batch users", "POST", "/recommendations/batch",
-     {"users": [1, 2, 3, 4, 5, 6]}, 422, "at most 5 users"),
+     {"users": [1, 2, 3, 4, 5, 6]}, 422, "at most 5 items"),
     ("batch k above max_k", "POST", "/recommendations/batch",
-     {"users": [1], "k": 51}, 422, "between 1 and 50"),
+     {"users": [1], "k": 51}, 422, "less than or equal to 50"),
     ("unknown similar item", "GET", "/items/77777/similar", None, 404, "77777"),
-    ("similar k=0", "GET", "/items/1/similar?k=0", None, 422, "between 1"),
+    ("similar k=0", "GET", "/items/1/similar?k=0", None, 422, "greater than or equal to 1"),
     ("unknown route", "GET", "/nothing", None, 404, "Not Found"),
     ("wrong method", "GET", "/recommendations", None, 405, "Method Not Allowed"),
 ]  # fmt: skip
@@ -297,7 +301,7 @@ def test_serve_loads_the_run_and_starts_uvicorn(cli, run, monkeypatch) -> None:
     app, kw = calls[-1]
     assert kw == {"host": "127.0.0.1", "port": 8123}
     res = TestClient(app).get("/users/1/recommendations?k=21")
-    assert res.status_code == 422 and "between 1 and 20" in res.json()["detail"]
+    assert res.status_code == 422 and "less than or equal to 20" in res.json()["detail"]
 
     # Several workers: each imports the factory, which finds the run in the environment.
     res = cli("serve", run, "--workers", 2, "--max-k", 30)

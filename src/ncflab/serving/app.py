@@ -7,20 +7,29 @@ process when there are several (a worker cannot be handed a Python object, so th
 and options travel in environment variables).
 
 Error rules: an unknown id is 404 naming it, a value out of range or a request the model cannot
-answer 422 with the reason, a body over the size limit 413, malformed JSON or a wrong type 422
-(FastAPI's own detail list); every error body is JSON with a ``detail``. An unexpected error is
-a 500 with a short message, and the traceback goes to the server log only.
+answer 422 with the reason, a body over the size limit 413, malformed JSON or a wrong type 422;
+every error body is JSON with a ``detail`` sentence (a request the schema refuses adds
+``errors``, one entry per field). An unexpected error is a 500 with a short message, and the
+traceback goes to the server log only.
+
+The limits a request must respect (k in 1..max_k, at most max_batch users, at least one item,
+no item twice, ratings > 0) are in the OpenAPI schema as well as in the service, so that a
+client generated from the schema does not send what is refused. One rule JSON Schema cannot
+state is said in the field's description: as many ratings as items.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI reads the routes' annotations at run time,
+# and the bodies and k are types built inside ``create_app`` (they carry its limits).
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from ncflab.serving.service import Limits, RecommendationService, ServiceError, describe
 
@@ -50,15 +59,42 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
 
 
-class NewUserRequest(_Body):
-    items: list[Id]
-    ratings: list[float] | None = None
-    k: int = 10
+# A round bound just under float32's largest value (3.40282e38): a larger rating would be inf
+# inside the model.
+_RATING_MAX = 3.4e38
 
 
-class BatchRequest(_Body):
-    users: list[Id]
-    k: int = 10
+def request_models(
+    limits: Limits, some_users: list[Any], some_items: list[Any]
+) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The bodies of ``POST /recommendations`` and ``POST /recommendations/batch``, with the
+    limits of this service in their schema and examples made of the run's own ids
+    (``some_users``, ``some_items``): a client, or a schema-driven test, then has a request
+    that is answered."""
+    k_field = Field(10, ge=1, le=limits.max_k, description="How many items to return.")
+    unique = {"uniqueItems": True}
+
+    class NewUserRequest(_Body):
+        model_config = ConfigDict(json_schema_extra={"examples": [{"items": some_items, "k": 10}]})
+        items: list[Id] = Field(
+            min_length=1, json_schema_extra=unique, description="The new user's item ids."
+        )
+        ratings: list[Annotated[float, Field(gt=0, le=_RATING_MAX, allow_inf_nan=False)]] | None = (
+            Field(None, description="One rating per item, in the order of items (default 1).")
+        )
+        k: int = k_field
+
+    class BatchRequest(_Body):
+        model_config = ConfigDict(json_schema_extra={"examples": [{"users": some_users, "k": 10}]})
+        users: list[Id] = Field(
+            min_length=1,
+            max_length=limits.max_batch,
+            json_schema_extra=unique,
+            description="Known user ids.",
+        )
+        k: int = k_field
+
+    return NewUserRequest, BatchRequest
 
 
 class RankedItem(BaseModel):
@@ -102,8 +138,15 @@ class ModelInfo(BaseModel):
     item_similarity: bool
 
 
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
 class ErrorBody(BaseModel):
     detail: str
+    errors: list[FieldError] | None = None
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -113,15 +156,20 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 # ------------------------------------------------------------------------------- the app
 def create_app(
-    config: RunConfig,
-    split: Split,
-    model: Recommender,
+    config: "RunConfig",
+    split: "Split",
+    model: "Recommender",
     metrics: dict[str, Any],
     limits: Limits | None = None,
 ) -> FastAPI:
     """The service over a loaded run: its config, split, fitted model and ``metrics.json``."""
     limits = limits or Limits()
     service = RecommendationService(model, split, limits)
+    users, items = service.user_ids[:3].tolist(), service.item_ids[:3].tolist()
+    NewUserRequest, BatchRequest = request_models(limits, users, items)
+    K = Annotated[int, Query(ge=1, le=limits.max_k, description="How many items to return.")]
+    UserId = Annotated[str, PathParam(examples=[str(users[0])], description="A known user id.")]
+    ItemId = Annotated[str, PathParam(examples=[str(items[0])], description="An item id.")]
     info = describe(config, metrics, service)
     app = FastAPI(
         title="ncflab recommendations",
@@ -129,6 +177,7 @@ def create_app(
     )
     app.add_middleware(BodyLimit, limit=limits.max_body)
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(Exception, _unexpected)
     app.state.service = service
 
@@ -148,29 +197,29 @@ def create_app(
         response_model=UserRecommendations,
         responses=_errors(404, 422),
     )
-    def recommend_user(user_id: str, k: int = 10) -> dict[str, Any]:
+    def recommend_user(user_id: UserId, k: K = 10) -> dict[str, Any]:
         return service.for_users([user_id], k)[0]
 
     @app.post(
         "/recommendations",
         response_model=NewUserRecommendations,
-        responses=_errors(404, 413, 422),
+        responses=_errors(400, 404, 413, 422),
     )
-    def recommend_new_user(body: NewUserRequest) -> dict[str, Any]:
+    def recommend_new_user(body: NewUserRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         return service.for_new_user(body.items, body.ratings, body.k)
 
     @app.post(
         "/recommendations/batch",
         response_model=BatchRecommendations,
-        responses=_errors(404, 413, 422),
+        responses=_errors(400, 404, 413, 422),
     )
-    def recommend_batch(body: BatchRequest) -> dict[str, Any]:
+    def recommend_batch(body: BatchRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         return {"results": service.for_users(body.users, body.k)}
 
     @app.get(
         "/items/{item_id:path}/similar", response_model=SimilarItems, responses=_errors(404, 422)
     )
-    def similar(item_id: str, k: int = 10) -> dict[str, Any]:
+    def similar(item_id: ItemId, k: K = 10) -> dict[str, Any]:
         return service.similar_items(item_id, k)
 
     return app
@@ -219,6 +268,29 @@ async def _service_error(request: Request, err: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(err)}, status_code=status)
 
 
+async def _invalid(request: Request, err: Exception) -> JSONResponse:
+    # FastAPI's own answer is a bare list; ours keeps it (without the inputs, which may be a
+    # whole oversized body) and leads with one readable sentence, as every other error does.
+    errors = err.errors() if isinstance(err, RequestValidationError) else []
+    issues = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type"))}
+        for e in errors
+    ]
+    detail = "; ".join(f"{_where(e['loc'])}: {e['msg']}{_got(e)}" for e in errors) or str(err)
+    return JSONResponse({"detail": detail, "errors": issues}, status_code=422)
+
+
+def _where(loc: Sequence[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _got(error: dict[str, Any]) -> str:
+    if error.get("type") == "missing" or "input" not in error:
+        return ""
+    text = repr(error["input"])
+    return f" (got {text if len(text) <= 60 else text[:57] + '...'})"
+
+
 async def _unexpected(request: Request, err: Exception) -> JSONResponse:
     # The last resort: the client gets a short message, never a traceback; Starlette re-raises
     # the error after this answer, so the server logs it in full.
@@ -233,11 +305,11 @@ class BodyLimit:
     Content-Length when it declares one, else (a chunked body) by reading at most ``limit`` + 1
     bytes, then handing the buffered body on to the app."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: "ASGIApp", limit: int) -> None:
         self.app = app
         self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: "Scope", receive: "Receive", send: "Send") -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -265,7 +337,7 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
 
-        async def replay() -> Message:
+        async def replay() -> "Message":
             return buffered.pop(0) if buffered else await receive()
 
         await self.app(scope, replay, send)
@@ -275,5 +347,7 @@ class BodyLimit:
         return f"request body over the limit of {self.limit} bytes{got}"
 
     @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, text: str) -> None:
+    async def _refuse(
+        scope: "Scope", receive: "Receive", send: "Send", status: int, text: str
+    ) -> None:
         await JSONResponse({"detail": text}, status_code=status)(scope, receive, send)
