@@ -167,6 +167,7 @@ def test_model_reports_the_runs_record(client, loaded, run) -> None:
     assert got["test"] == pytest.approx(metrics["test"])
     assert got["provenance"]["ncflab"] == metrics["provenance"]["ncflab"]
     assert got["n_items"] == model.n_items_ and got["item_similarity"] is True
+    assert got["fold_in"] is True
 
 
 def test_health_and_openapi_list_the_endpoints(client) -> None:
@@ -269,7 +270,11 @@ def test_a_model_that_cannot_fold_in_or_compare_items_says_so(loaded) -> None:
     assert res.status_code == 422 and "without retraining" in res.json()["detail"]
     res = client.get(f"/items/{iid}/similar")
     assert res.status_code == 422 and "no item similarity" in res.json()["detail"]
-    assert _ok(client.get("/model"))["item_similarity"] is False
+    info = _ok(client.get("/model"))
+    assert info["item_similarity"] is False and info["fold_in"] is False
+    # Neither is offered in the schema, though both still answer with the reason.
+    paths = _ok(client.get("/openapi.json"))["paths"]
+    assert "/recommendations" not in paths and "/items/{item_id}/similar" not in paths
     uid = int(split.train.user_ids[0])
     assert len(_ok(client.get(f"/users/{uid}/recommendations"))["items"]) == K  # still serves
 
@@ -318,3 +323,18 @@ def test_serve_refuses_a_folder_that_is_not_a_run(cli, tmp_path) -> None:
     for workers in (1, 2):
         res = cli("serve", tmp_path / "missing", "--workers", workers)
         assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_serve_with_workers_refuses_missing_data_before_starting_them(
+    cli, tmp_path, monkeypatch
+) -> None:
+    import uvicorn
+
+    data = write_ratings_csv(tmp_path / "ratings.csv")
+    res = cli("train", "-m", "ease", "-d", data, "-p", "jncf", "-o", tmp_path / "run")
+    assert res.exit_code == 0, res.output
+    data.unlink()  # a worker could not load the run now
+    calls: list[tuple] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    res = cli("serve", tmp_path / "run", "--workers", 2)
+    assert res.exit_code == 2 and "ratings.csv" in res.output and not calls, res.output

@@ -46,11 +46,13 @@ def serve(
         served = load_app(run, data_dir=data_dir, max_k=max_k, threads=threads)
         uvicorn.run(served, host=host, port=port)
         return
-    from ncflab import runs
+    from ncflab.experiments.run import load_run
 
-    # Each worker process loads the run itself; the cheap checks are made once here so that a
-    # wrong folder is refused before any worker starts.
-    runs.check_model_files(runs.require_finished(run))
+    # Each worker process loads the run itself. It is loaded once here first, with every check
+    # a worker makes (model files, data, split fingerprint): a worker that fails to load is
+    # restarted by uvicorn's supervisor for ever, so a bad run or missing data must be refused
+    # before any worker starts.
+    load_run(run, data_dir=data_dir)
     os.environ[ENV["run"]] = str(Path(run).resolve())
     if data_dir is not None:
         os.environ[ENV["data_dir"]] = str(Path(data_dir).expanduser().resolve())

@@ -135,6 +135,7 @@ class ModelInfo(BaseModel):
     n_items: int
     test: dict[str, float | None]
     provenance: dict[str, Any]
+    fold_in: bool
     item_similarity: bool
 
 
@@ -200,10 +201,13 @@ def create_app(
     def recommend_user(user_id: UserId, k: K = 10) -> dict[str, Any]:
         return service.for_users([user_id], k)[0]
 
+    # What the model cannot do is left out of the schema (a client generated from it has no
+    # such call) but still answered, with the reason, as a 422.
     @app.post(
         "/recommendations",
         response_model=NewUserRecommendations,
         responses=_errors(400, 404, 413, 422),
+        include_in_schema=service.folds_in,
     )
     def recommend_new_user(body: NewUserRequest) -> dict[str, Any]:  # type: ignore[valid-type]
         return service.for_new_user(body.items, body.ratings, body.k)
@@ -217,7 +221,10 @@ def create_app(
         return {"results": service.for_users(body.users, body.k)}
 
     @app.get(
-        "/items/{item_id:path}/similar", response_model=SimilarItems, responses=_errors(404, 422)
+        "/items/{item_id:path}/similar",
+        response_model=SimilarItems,
+        responses=_errors(404, 422),
+        include_in_schema=service.similarity is not None,
     )
     def similar(item_id: ItemId, k: K = 10) -> dict[str, Any]:
         return service.similar_items(item_id, k)

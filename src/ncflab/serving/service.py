@@ -26,6 +26,7 @@ import scipy.sparse as sp
 import torch
 
 from ncflab.evaluation.topk import top_k
+from ncflab.models.base import Recommender
 from ncflab.models.similarity import stored_csr
 from ncflab.runs import jsonable
 from ncflab.serving.export import id_indices, user_indices
@@ -33,7 +34,6 @@ from ncflab.serving.export import id_indices, user_indices
 if TYPE_CHECKING:
     from ncflab.config import RunConfig
     from ncflab.data.splits import Split
-    from ncflab.models.base import Recommender
 
 __all__ = [
     "BadRequest",
@@ -112,6 +112,8 @@ class RecommendationService:
         self.item_ids = split.train.item_ids
         self.known = split.known_positives()  # built once, sliced per request
         self.similarity = item_similarity(model)
+        # A model that keeps the base class's score_new_users cannot fold a user in.
+        self.folds_in = type(model).score_new_users is not Recommender.score_new_users
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ known users
@@ -298,6 +300,7 @@ def describe(
         "n_items": int(len(split.train.item_ids)),
         "test": metrics.get("test") or {},
         "provenance": metrics.get("provenance") or {},
+        "fold_in": service.folds_in,
         "item_similarity": service.similarity is not None,
     }
     return _finite(json.loads(json.dumps(record, default=jsonable)))
