@@ -1,0 +1,89 @@
+"""Memory a fit may use, checked before it allocates: a model that would not fit says so, with
+its estimate and the limit, instead of being killed by the operating system part-way through.
+
+The limit is the memory available now (Linux: ``MemAvailable`` in /proc/meminfo, lowered to a
+cgroup's ``memory.max`` headroom when the process runs in a container), or the value of
+``NCFLAB_MEMORY_LIMIT`` when set (bytes, or with a unit: ``512M``, ``16G``), which lets a user
+keep a fit within less than the machine has.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+__all__ = ["ENV", "MemoryLimitError", "available_bytes", "check_fits", "format_bytes"]
+
+ENV = "NCFLAB_MEMORY_LIMIT"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class MemoryLimitError(MemoryError):
+    """A fit refused before it starts: its estimated peak memory is over the limit."""
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in the largest binary unit that keeps a number ≥ 1 (``3.8 GiB``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _parse(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, flags=re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{ENV} must be a number of bytes, e.g. 16G or 512M; got {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cgroup_headroom() -> int | None:
+    """memory.max − memory.current of this process's cgroup (v2), when it sets a limit."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        return max(0, int(limit) - used)
+    except (OSError, ValueError):
+        return None
+
+
+def available_bytes() -> int | None:
+    """The memory a fit may allocate: ``NCFLAB_MEMORY_LIMIT`` when set, else what the system
+    has available (None where it cannot be read: the check is then skipped)."""
+    if os.environ.get(ENV):
+        return _parse(os.environ[ENV])
+    found = [v for v in (_meminfo_available(), _cgroup_headroom()) if v is not None]
+    if not found and hasattr(os, "sysconf"):
+        try:
+            found = [os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
+        except (ValueError, OSError):
+            pass
+    return min(found) if found else None
+
+
+def check_fits(what: str, need: float, how: str = "") -> None:
+    """Refuse (``MemoryLimitError``) a step whose estimated peak ``need`` bytes is over the
+    limit, naming ``what`` it is, the estimate, its make-up ``how`` and the limit."""
+    limit = available_bytes()
+    if limit is not None and need > limit:
+        source = f"{ENV}" if os.environ.get(ENV) else "memory available now"
+        detail = f" ({how})" if how else ""
+        raise MemoryLimitError(
+            f"{what} needs about {format_bytes(need)}{detail}, over the limit of "
+            f"{format_bytes(limit)} ({source}); use a machine with more memory, or a model "
+            "whose memory does not grow with the square of the catalogue"
+        )
