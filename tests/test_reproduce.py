@@ -277,3 +277,26 @@ def test_the_smoke_profile_runs_every_papers_tables_and_reports(tmp_path, data_d
         written = write_report(build_report(experiments, tmp_path / "results", "smoke"),
                                tmp_path / "docs")  # fmt: skip
         assert (tmp_path / "docs" / f"{paper}.md") in written
+
+
+def test_print_commands_lists_unfinished_cells_each_runnable_alone(tmp_path, toy, cli) -> None:
+    import shlex
+
+    data, path = toy
+    where = ["--results", tmp_path / "results", "--runs", tmp_path / "runs",
+             "--experiments", path.parents[1], "--data-dir", data]  # fmt: skip
+    res = cli("reproduce", "toy", "--profile", "quick", "--print-commands", *where)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    keys = [c.key for c in load_experiment(path).cells("quick")]
+    assert len(lines) == len(keys) == 4
+    assert all(f"--cell {shlex.quote(k)}" in line for k, line in zip(keys, lines, strict=True))
+    # A printed command runs exactly its cell: afterwards it is no longer listed.
+    args = shlex.split(lines[1])
+    assert args[:2] == ["ncflab", "reproduce"]
+    res = cli(*args[1:])
+    assert res.exit_code == 0 and "1/1 cells done" in res.output, res.output
+    again = cli("reproduce", "toy", "--profile", "quick", "--print-commands", *where)
+    assert again.output.splitlines() == [lines[0], *lines[2:]]
+    res = cli("reproduce", "toy", "--cell", "nothing/ml-100k/seed-0", *where)
+    assert res.exit_code == 2 and "no cell ['nothing/ml-100k/seed-0']" in res.output

@@ -38,11 +38,24 @@ def reproduce(
     ] = Path("runs/reproduce"),
     experiments: Experiments = Path("experiments"),
     threads: Annotated[int, typer.Option(help="Torch CPU threads per cell (0: default).")] = 0,
+    cell: Annotated[
+        list[str] | None,
+        typer.Option("--cell", help="Run only this cell (row/dataset/seed-S; repeat)."),
+    ] = None,
+    print_commands: Annotated[
+        bool,
+        typer.Option(
+            "--print-commands",
+            help="Print one command per unfinished cell, for a scheduler, and run nothing.",
+        ),
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Run the cells of a paper's experiment files that are not finished yet (each a normal
     run folder: resumable, fingerprinted) and keep each finished cell's summary under RESULTS;
-    a killed reproduction continues where it stopped. Then `ncflab report PAPER`."""
+    a killed reproduction continues where it stopped. Then `ncflab report PAPER`.
+    ``--print-commands`` lists the unfinished cells as independent commands (one line each,
+    ``--cell``), to run in parallel or on other machines with any scheduler."""
     from ncflab.reproduce.runner import run_experiment_cells
     from ncflab.reproduce.spec import experiment_files, load_experiment
 
@@ -53,9 +66,25 @@ def reproduce(
         if unknown:
             raise KeyError(f"no experiment {unknown} for {paper}; it has {sorted(names)}")
         files = [f for f in files if f.stem in table]
+    experiments_ = [load_experiment(path) for path in files]
+    only = set(cell) if cell else None
+    if only is not None:
+        keys = {c.key for e in experiments_ for c in e.cells(profile, seeds=seeds)}
+        unknown = sorted(only - keys)
+        if unknown:
+            raise KeyError(
+                f"no cell {unknown} in {paper} ({profile}); cells are row/dataset/seed-S, "
+                f"e.g. {sorted(keys)[0]!r}"
+            )
+    if print_commands:
+        shared = {"--profile": profile, "--results": results, "--runs": runs_root,
+                  "--experiments": experiments, "--threads": threads or None,
+                  "--seeds": seeds, "--data-dir": data_dir}  # fmt: skip
+        for line in cell_commands(paper, experiments_, only, shared, data_dir, threads):
+            print(line)
+        return
     failed = 0
-    for path in files:
-        experiment = load_experiment(path)
+    for experiment in experiments_:
 
         def report(outcome, i: int, n: int, name: str = experiment.name) -> None:
             extra = f": {outcome.error}" if outcome.error else ""
@@ -68,13 +97,44 @@ def reproduce(
 
         outcomes = run_experiment_cells(
             experiment, profile=profile, results=results, runs_root=runs_root, seeds=seeds,
-            data_dir=data_dir, threads=threads, on_cell=report,
+            data_dir=data_dir, threads=threads, on_cell=report, only=only,
         )  # fmt: skip
         done = sum(o.status != "failed" for o in outcomes)
         failed += len(outcomes) - done
         console.print(f"{paper}/{experiment.name} ({profile}): {done}/{len(outcomes)} cells done")
     if failed:
         console.print(f"{failed} cells failed (their messages above); the others are kept")
+
+
+def cell_commands(
+    paper: str,
+    experiments: list,
+    only: set[str] | None,
+    shared: dict[str, object],
+    data_dir: str | None,
+    threads: int,
+) -> list[str]:
+    """One ``ncflab reproduce`` command per unfinished cell (a view's cells are its source's,
+    named once), with the options given here (``shared``, None = not given)."""
+    import shlex
+
+    from ncflab.reproduce.runner import is_done
+
+    profile = str(shared["--profile"])
+    options = [str(part) for k, v in shared.items() if v is not None for part in (k, v)]
+    seen: set[tuple[str, str]] = set()
+    lines = []
+    for experiment in experiments:
+        for c in experiment.cells(profile, seeds=shared["--seeds"]):
+            name = (c.experiment.name, c.key)
+            if name in seen or (only is not None and c.key not in only):
+                continue
+            seen.add(name)
+            if is_done(c, Path(str(shared["--results"])), data_dir, threads):
+                continue
+            command = ["ncflab", "reproduce", paper, "--table", c.experiment.name]
+            lines.append(shlex.join([*command, "--cell", c.key, *options]))
+    return lines
 
 
 @app.command()

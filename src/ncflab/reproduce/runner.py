@@ -71,13 +71,18 @@ def run_experiment_cells(
     data_dir: str | None = None,
     threads: int = 0,
     on_cell: Callable[[CellOutcome, int, int], None] | None = None,
+    only: set[str] | None = None,
 ) -> list[CellOutcome]:
-    """Run every cell of ``experiment`` under ``profile`` that has no up-to-date summary.
+    """Run every cell of ``experiment`` under ``profile`` that has no up-to-date summary
+    (``only``: just the cells with these keys).
 
     A failing cell (a dataset whose files are not here, a model that diverges) is recorded
     as "failed" with its message and the others go on; ``on_cell(outcome, i, n)`` reports
-    each cell as it ends."""
+    each cell as it ends. Cells are independent (their own run folder and summary file), so
+    several processes may run different cells of one experiment at once."""
     cells = experiment.cells(profile, seeds=seeds)
+    if only is not None:
+        cells = [c for c in cells if c.key in only]
     out = []
     for i, cell in enumerate(cells, 1):
         outcome = _one(cell, results, runs_root, data_dir, threads)
@@ -85,6 +90,13 @@ def run_experiment_cells(
         if on_cell is not None:
             on_cell(outcome, i, len(cells))
     return out
+
+
+def is_done(cell: Cell, results: Path, data_dir: str | None = None, threads: int = 0) -> bool:
+    """Whether ``cell`` has an up-to-date summary under ``results`` (nothing to run)."""
+    exp = cell.experiment
+    target = summary_path(results, exp.paper, exp.name, cell.profile, cell.key)
+    return _up_to_date(target, cell_config(cell, data_dir, threads), cell.row.analyses)
 
 
 def _one(cell: Cell, results: Path, runs_root: Path, data_dir: str | None, threads: int):
@@ -96,7 +108,7 @@ def _one(cell: Cell, results: Path, runs_root: Path, data_dir: str | None, threa
     try:
         config = cell_config(cell, data_dir, threads)
         target = summary_path(results, exp.paper, exp.name, cell.profile, cell.key)
-        if _up_to_date(target, config, cell.row.analyses):
+        if is_done(cell, results, data_dir, threads):
             return CellOutcome(cell, "done")
         folder = runs_root / exp.paper / exp.name / cell.profile / cell.key
         state = runs.run_state(folder) if folder.exists() else "absent"
