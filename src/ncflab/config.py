@@ -223,7 +223,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {part!r} is not a table")
-        node[parts[-1]] = parse_value(value.strip())
+        # Spaces around the value only: str.strip() would also drop control characters
+        # (\x1c-\x1f count as whitespace to Python), silently changing what was given.
+        node[parts[-1]] = parse_value(value.strip(" \t\r\n"))
     return out
 
 
