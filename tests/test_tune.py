@@ -12,6 +12,7 @@ import ncflab.experiments.tune as tune_mod
 from ncflab.data.interactions import Interactions
 from ncflab.data.splits import leave_one_out, with_negatives
 from ncflab.experiments.presets import get_protocol
+from ncflab.experiments.shared_study import mask_password
 from ncflab.experiments.tune import check_space, search_space, tune_split
 
 pytest.importorskip("optuna")
@@ -112,3 +113,139 @@ def test_tune_cli_writes_a_run_with_the_chosen_values(tmp_path, data_dir) -> Non
 )
 def test_every_classic_baseline_declares_a_valid_space(name: str) -> None:
     assert search_space(name)  # check_space ran: every entry names a real hyperparameter
+
+
+def _shared_tune(tmp_path, out, *extra) -> list[str]:
+    """`ncflab tune` arguments for a small shared EASE search over a user's ratings file."""
+    from conftest import write_ratings_csv
+
+    ratings, space = tmp_path / "ratings.csv", tmp_path / "space.toml"
+    if not ratings.exists():
+        write_ratings_csv(ratings)
+        space.write_text("[l2]\nlow = 1.0\nhigh = 1000.0\nlog = true\n")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    return ["tune", "-m", "ease", "-d", str(ratings), "-p", "ncf", "--space", str(space),
+            "--storage", url, "-o", str(out), *map(str, extra)]  # fmt: skip
+
+
+def _read(folder) -> tuple[dict, dict]:
+    return json.loads((folder / "tune.json").read_text()), json.loads(
+        (folder / "metrics.json").read_text()
+    )
+
+
+def test_a_process_joining_a_spent_study_tests_the_same_best(cli, tmp_path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    res = cli(*_shared_tune(tmp_path, first, "-n", 4))
+    assert res.exit_code == 0, res.output
+    res = cli(*_shared_tune(tmp_path, second, "-n", 4))
+    assert res.exit_code == 0, res.output
+    (tune1, metrics1), (tune2, metrics2) = _read(first), _read(second)
+    assert tune1["budget"]["trials_run"] == 4 and tune2["budget"]["trials_run"] == 0
+    assert (
+        tune2["budget"]["study"]
+        == tune1["budget"]["study"]
+        == "ncflab-ease-ratings.csv-ncf-seed0-split0"
+    )
+    assert tune2["budget"]["storage"].startswith("sqlite:///")
+    assert [t["params"] for t in tune2["trials"]] == [t["params"] for t in tune1["trials"]]
+    assert all(t["this_process"] for t in tune1["trials"])
+    assert not any(t["this_process"] for t in tune2["trials"])
+    assert tune2["best"] == tune1["best"]
+    # the second process refitted the first's best model: the same test metrics
+    assert metrics2["test"] == metrics1["test"] and metrics2["valid"] == metrics1["valid"]
+    assert (second / "config.toml").read_text() == (first / "config.toml").read_text()
+
+
+# Each process sleeps this long per trial, so that the two really run trials side by side.
+_SLOW_TRIALS = """
+import sys, time
+from pathlib import Path
+
+import ncflab.experiments.tune as tune_mod
+
+real = tune_mod.evaluate
+
+
+def slow(*args, **kw):
+    time.sleep(0.4)
+    return real(*args, **kw)
+
+
+tune_mod.evaluate = slow
+ready, peer = Path(sys.argv[1]), Path(sys.argv[2])
+ready.touch()  # start together: wait (60 s at most) for the other process to be imported
+deadline = time.monotonic() + 60
+while not peer.exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+from ncflab.cli import main
+
+sys.argv = ["ncflab", *sys.argv[3:]]
+main()
+"""
+
+
+def test_concurrent_processes_share_one_budget_and_agree(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import optuna
+
+    script = tmp_path / "slow_tune.py"
+    script.write_text(_SLOW_TRIALS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    outs = [tmp_path / "a", tmp_path / "b"]
+    flags = [tmp_path / "a.ready", tmp_path / "b.ready"]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                str(flags[i]),
+                str(flags[1 - i]),
+                *_shared_tune(tmp_path, outs[i], "-n", 6, "--study", "shared"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    logs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    (tune_a, metrics_a), (tune_b, metrics_b) = _read(outs[0]), _read(outs[1])
+    # Running trials hold a place in the budget and a trial started just as the last place was
+    # taken is pruned unrun, so the study ends with exactly the budget, not budget + 1.
+    study = optuna.load_study(study_name="shared", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 6
+    assert len(tune_a["trials"]) == len(tune_b["trials"]) == 6
+    assert tune_a["budget"]["trials_run"] + tune_b["budget"]["trials_run"] == 6
+    assert tune_a["budget"]["trials_run"] >= 1 and tune_b["budget"]["trials_run"] >= 1
+    assert tune_a["best"] == tune_b["best"]
+    assert metrics_a["test"] == metrics_b["test"]
+
+
+def test_joining_with_other_settings_is_refused_naming_them(cli, tmp_path) -> None:
+    assert cli(*_shared_tune(tmp_path, tmp_path / "a", "-n", 1, "--study", "s")).exit_code == 0
+    res = cli(*_shared_tune(tmp_path, tmp_path / "b", "-n", 1, "--study", "s", "--seed", 1))
+    assert res.exit_code == 2 and "seed: study has 0, this run 1" in res.output, res.output
+    res = cli(
+        *_shared_tune(tmp_path, tmp_path / "c", "-n", 1, "--study", "s", "--sampler", "random")
+    )
+    assert res.exit_code == 2 and "sampler: study has 'tpe'" in res.output, res.output
+    (tmp_path / "space.toml").write_text("[l2]\nchoices = [10.0, 100.0]\n")
+    res = cli(*_shared_tune(tmp_path, tmp_path / "d", "-n", 1, "--study", "s"))
+    assert res.exit_code == 2 and "space: study has" in res.output, res.output
+    ratings = str(tmp_path / "ratings.csv")
+    res = cli("tune", "-m", "ease", "-d", ratings, "--study", "s")
+    assert res.exit_code == 2 and "give --storage" in res.output, res.output
+
+
+def test_passwords_are_masked_in_records() -> None:
+    assert mask_password("postgresql://me:secret@db.example:5432/ncf") == (
+        "postgresql://me:***@db.example:5432/ncf"
+    )
+    assert mask_password("sqlite:////data/study.db") == "sqlite:////data/study.db"

@@ -147,6 +147,23 @@ def tune(
         Path | None, typer.Option("--space", help="TOML search space (else the model's own).")
     ] = None,
     sampler: Annotated[str, typer.Option(help="tpe or random.")] = "tpe",
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            metavar="URL",
+            help="Share the search: an Optuna database (sqlite:///study.db, postgresql://…); "
+            "every process given it runs trials of one study until it holds --trials.",
+        ),
+    ] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(
+            "--study",
+            metavar="NAME",
+            help="The shared study's name (else one made from model, dataset, protocol, seeds).",
+        ),
+    ] = None,
     seed: Seed = None,
     split_seed: SplitSeed = None,
     device: Device = None,
@@ -155,7 +172,13 @@ def tune(
 ) -> None:
     """Tune hyperparameters on the validation split (never test) within a budget of trials,
     then evaluate the best once on test; writes a run folder (config.toml = the chosen
-    values) with tune.json (space, budget, every trial)."""
+    values) with tune.json (space, budget, every trial).
+
+    With --storage URL, several processes (on one machine or several) started with the same
+    settings share one study: the budget is the study's, --timeout each process's; each then
+    tests the study's best trial and writes its own run folder. Settings that differ from the
+    study's are refused. Which values are suggested then depends on how the processes'
+    trials interleave, so a shared search does not repeat exactly."""
     from ncflab.experiments.tune import run_tuning
 
     flags = {"model": model, "dataset": dataset, "protocol": protocol, "seed": seed,
@@ -170,7 +193,15 @@ def tune(
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"search space {space} is not valid TOML: {err}") from err
     result, record = run_tuning(
-        cfg, out, trials=trials, timeout=timeout, space=declared, sampler=sampler, force=force
+        cfg,
+        out,
+        trials=trials,
+        timeout=timeout,
+        space=declared,
+        sampler=sampler,
+        force=force,
+        storage=storage,
+        study=study,
     )
     monitor = result.budget["monitor"]
     table = Table(title=f"{len(result.trials)} trials of {cfg.model} (best 10 by valid {monitor})")
@@ -182,6 +213,12 @@ def tune(
         table.add_row(str(t["number"]), *cells, f"{t['valid'][monitor]:.4f}", f"{t['seconds']:.1f}")
     console.print(table)
     console.print(f"chosen: {result.best_params}")
+    if "study" in result.budget:
+        budget = result.budget
+        console.print(
+            f"study {budget['study']} in {budget['storage']}: {budget['trials_in_study']} "
+            f"trials, {budget['trials_run']} run by this process"
+        )
     title = f"{cfg.model} on {cfg.dataset} ({cfg.protocol}), tuned"
     console.print(metrics_table(title, {"valid": record["valid"], "test": record["test"]}))
     if out is not None:

@@ -14,6 +14,13 @@ protocol's validation metric; **test is evaluated once, for the best trial only*
 search (refitted on train ∪ valid first when the config says ``train.refit = true``).
 Sampling is Optuna's (TPE by default, or random; seeded, so a search repeats).
 
+A search can be shared by several processes, on one machine or several (``SharedStudy``: an
+Optuna RDB storage such as ``sqlite:///study.db`` or ``postgresql://…``, and a study name):
+each runs trials of the one study until it holds the budget's number of evaluated trials, then
+tests the study's best trial once and writes its own run folder; see
+``ncflab.experiments.shared_study`` for how the budget is kept and the best chosen. A shared
+search does not repeat exactly, unlike a single process's.
+
 The output directory is an ordinary run directory (``config.toml`` holds the chosen values, so
 ``ncflab train --config OUT/config.toml`` retrains it; ``ncflab evaluate``/``compare`` read it)
 plus ``tune.json``: the space, the budget, the sampler, every trial's values, validation metrics
@@ -24,9 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +51,29 @@ from ncflab.evaluation.protocols import evaluate, make_validator
 from ncflab.experiments.data import resolve_config
 from ncflab.experiments.presets import Protocol, get_protocol
 from ncflab.experiments.run import build_model, final_test, load_split, per_user_frame, split_record
+from ncflab.experiments.shared_study import (
+    SharedStudy,
+    best_trial,
+    counted,
+    dataset_label,
+    default_study_name,
+    fit_settings,
+    mask_password,
+    open_shared_study,
+    refit_trial,
+    run_shared,
+    store_trial,
+    study_records,
+)
 from ncflab.models import MODELS, FitOptions, Recommender
 
-__all__ = ["TuneResult", "check_space", "run_tuning", "search_space", "tune_split"]
+__all__ = [
+    "TuneResult",
+    "check_space",
+    "run_tuning",
+    "search_space",
+    "tune_split",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +89,7 @@ class TuneResult:
     best_valid: dict[str, float]
     trials: list[dict[str, Any]]
     budget: dict[str, Any]
+    best_number: int | None = None
 
 
 def search_space(model: str) -> dict[str, dict[str, Any]]:
@@ -127,15 +158,21 @@ def tune_split(
     seed: int = 0,
     sampler: str = "tpe",
     options: FitOptions | None = None,
+    shared: SharedStudy | None = None,
 ) -> TuneResult:
     """Search ``space`` for registry model ``model`` on ``split``'s validation part.
 
     Args:
         params: fixed hyperparameters (not searched) applied to every trial.
-        trials: the budget in trials; ``timeout`` (seconds) stops earlier if reached.
+        trials: the budget in trials; ``timeout`` (seconds) stops earlier if reached. With
+            ``shared``, ``trials`` is the number of evaluated trials the study should hold in
+            all (a later call with more extends the search) and ``timeout`` is this process's.
         seed: seeds the sampler and every trial's model (one seed: trials differ only by
-            their values).
+            their values). In a shared study only the process that creates it samples from
+            ``seed``; every joining process draws its own sampler seed (recorded in the
+            budget), else processes started together would suggest the same values.
         options: fit options (device, patience, ...); its ``validate`` is set here.
+        shared: run the trials of this RDB-stored study, alongside other processes.
     """
     if trials < 1:
         raise ValueError(f"the budget must be at least one trial, got {trials}")
@@ -154,39 +191,95 @@ def tune_split(
     base = options or FitOptions()
     monitor = base.monitor or protocol.monitor
     fit_options = dataclasses.replace(base, validate=validator, monitor=monitor)
-    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
-    study = optuna.create_study(direction="maximize", sampler=samplers[sampler](seed=seed))
-    records: list[dict[str, Any]] = []
+    if shared is None:
+        study = optuna.create_study(direction="maximize", sampler=_sampler(optuna, sampler, seed))
+        sampler_seed = seed
+    else:
+        settings = {
+            "model": model,
+            "protocol": protocol.name,
+            "seed": seed,
+            "split": split.fingerprint(),
+            "space": space,
+            "params": fixed,
+            "sampler": sampler,
+            "monitor": monitor,
+            "train": fit_settings(base),
+            **shared.labels,
+        }
+        make = functools.partial(_sampler, optuna, sampler, shared=True)
+        study, sampler_seed = open_shared_study(optuna, shared, settings, make, seed)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    own: dict[int, dict[str, Any]] = {}
     best: dict[str, Any] = {}
 
     def objective(trial: Any) -> float:
+        if shared is not None and counted(study, below=trial.number) >= trials:
+            # Other processes filled the budget while this trial was being created.
+            study.stop()
+            raise optuna.TrialPruned("the study's budget is spent")
         values = _suggest(trial, space)
         t0 = time.perf_counter()
         fitted = build_model(model, {**fixed, **values}, seed).fit(split.train, fit_options)
         valid = evaluate(fitted, split, part="valid", protocol=kind, ks=ks, metrics=metrics)
         score = float(valid.means[monitor])
         seconds = time.perf_counter() - t0
-        records.append(
-            {"number": trial.number, "params": values, "valid": valid.means, "seconds": seconds}
-        )
+        record = {
+            "number": trial.number,
+            "params": values,
+            "valid": valid.means,
+            "seconds": seconds,
+        }
+        if shared is not None:
+            threads, device = torch.get_num_threads(), base.torch_device().type
+            store_trial(trial, record, worker=worker, threads=threads, device=device)
+        own[trial.number] = record
         log.info("trial %d %s: %s=%.4f (%.1fs)", trial.number, values, monitor, score, seconds)
         if math.isfinite(score) and (not best or score > best["score"]):
-            best.update(score=score, model=fitted, params=values, valid=valid.means)
+            best.update(score=score, model=fitted, number=trial.number)
         return score
 
-    study.optimize(objective, n_trials=trials, timeout=timeout)
-    if not best:
+    if shared is None:
+        study.optimize(objective, n_trials=trials, timeout=timeout)
+        records = list(own.values())
+    else:
+        run_shared(optuna, study, objective, trials, timeout)
+        records = study_records(study, space, set(own))
+    chosen = best_trial(records, monitor)
+    if chosen is None:
         raise RuntimeError(f"no trial produced a finite {monitor}")
+    if best and best["number"] == chosen["number"]:
+        fitted = best["model"]
+    else:  # another process fitted it: the same values, seed and threads fit the same model
+        fitted = refit_trial(model, {**fixed, **chosen["params"]}, seed, split, fit_options, chosen)
     budget = {
         "trials": trials,
         "timeout_s": timeout,
-        "trials_run": len(records),
+        "trials_run": len(own),
         "sampler": sampler,
         "seed": seed,
         "monitor": monitor,
         "optuna": optuna.__version__,
     }
-    return TuneResult(best["model"], {**fixed, **best["params"]}, best["valid"], records, budget)
+    if shared is not None:
+        budget.update(
+            storage=mask_password(shared.storage),
+            study=shared.name,
+            trials_in_study=len(records),
+            sampler_seed=sampler_seed,
+            worker=worker,
+        )
+    best_params = {**fixed, **chosen["params"]}
+    return TuneResult(fitted, best_params, chosen["valid"], records, budget, chosen["number"])
+
+
+def _sampler(optuna: Any, name: str, seed: int, *, shared: bool = False) -> Any:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # With several processes, TPE's constant liar gives trials still running a pessimistic
+    # value, so that processes do not all sample next to the same promising point; alone in a
+    # study it changes nothing.
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=shared)
 
 
 def run_tuning(
@@ -198,10 +291,17 @@ def run_tuning(
     space: dict[str, Any] | None = None,
     sampler: str = "tpe",
     force: bool = False,
+    storage: str | None = None,
+    study: str | None = None,
 ) -> tuple[TuneResult, dict[str, Any]]:
     """Tune ``config.model`` on ``config``'s split (``space``: the model's own when None), then
     evaluate the best trial's model once on test; write the run folder (``config.toml`` = the
-    chosen values) and ``tune.json``. Returns the search and the run record (``metrics.json``)."""
+    chosen values) and ``tune.json``. Returns the search and the run record (``metrics.json``).
+
+    ``storage`` (an Optuna RDB URL) shares the search with the other processes given the same
+    storage and study (``study``: else ``default_study_name(config)``); see ``tune_split``."""
+    if study is not None and storage is None:
+        raise ValueError("--study names a study in a --storage: give --storage URL too")
     config = resolve_config(config)
     protocol = get_protocol(config.protocol)
     space = check_space(config.model, space) if space else search_space(config.model)
@@ -218,6 +318,10 @@ def run_tuning(
             writer.write_config(config.to_toml())
             writer.write_split(split_record(split))
         options = dataclasses.replace(config.train)
+        shared = None
+        if storage is not None:
+            labels = {"dataset": dataset_label(config.dataset), "split_seed": config.split_seed}
+            shared = SharedStudy(storage, study or default_study_name(config), labels)
         result = tune_split(
             config.model,
             split,
@@ -229,9 +333,10 @@ def run_tuning(
             seed=config.seed,
             sampler=sampler,
             options=options,
+            shared=shared,
         )
         # The chosen trial's fit is the tested model's fit time; the search's is beside it.
-        chosen = [t["seconds"] for t in result.trials if t["params"] == result.best_params]
+        chosen = [t["seconds"] for t in result.trials if t["number"] == result.best_number]
         model, test, record = final_test(
             result.model,
             split,
@@ -248,7 +353,11 @@ def run_tuning(
             tune_record = {
                 "space": space,
                 "budget": result.budget,
-                "best": {"params": result.best_params, "valid": result.best_valid},
+                "best": {
+                    "number": result.best_number,
+                    "params": result.best_params,
+                    "valid": result.best_valid,
+                },
                 "trials": result.trials,
             }
             text = json.dumps(tune_record, indent=2, default=float)
