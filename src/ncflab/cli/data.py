@@ -94,3 +94,40 @@ def data_split(
     info = json.dumps(split_record(split), indent=2, default=jsonable)
     (out / "split.json").write_text(info)
     console.print(f"wrote {out} (fingerprint {split.fingerprint()})")
+
+
+@data_app.command("synth")
+@verb
+def data_synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.parquet or .csv).")],
+    like: Annotated[
+        str | None, typer.Option(help="A named shape (users, items, records): amazon-electronics.")
+    ] = None,
+    users: Annotated[int | None, typer.Option(help="Users (else the shape's).", min=1)] = None,
+    items: Annotated[int | None, typer.Option(help="Items (else the shape's).", min=1)] = None,
+    records: Annotated[int | None, typer.Option(help="Records (else the shape's).", min=1)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+) -> None:
+    """Write a synthetic ratings file (user, item, rating, timestamp) with power-law user
+    activity and item popularity, every user with three records or more: a stand-in of a
+    real data set's size for scale tests (``ncflab train -d FILE``)."""
+    from ncflab.data.synthetic import SHAPES, power_law_ratings
+
+    if like is not None and like not in SHAPES:
+        raise KeyError(f"unknown shape {like!r}; known: {sorted(SHAPES)}")
+    shape = SHAPES[like] if like else (None, None, None)
+    n_users, n_items, n_records = (
+        given if given is not None else default
+        for given, default in zip((users, items, records), shape, strict=True)
+    )
+    if None in (n_users, n_items, n_records):
+        raise ValueError("give --like SHAPE, or all of --users, --items and --records")
+    frame = power_law_ratings(n_users, n_items, n_records, seed=seed)
+    if out.suffix not in (".parquet", ".csv"):
+        raise ValueError(f"--out must end in .parquet or .csv, got {out.name!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    console.print(f"wrote {out}: {n_users:,} users, {n_items:,} items, {len(frame):,} records")
