@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from serve_load import free_port, start_server, wait_ready
+from serve_load import served
 
 
 def statuses(report: Path) -> collections.Counter:
@@ -59,11 +59,7 @@ def main() -> None:
 
     any_5xx = False
     for run in args.runs:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = start_server(run, port, args)
-        try:
-            wait_ready(base, server)
+        with served(run, args) as base:
             with tempfile.TemporaryDirectory() as tmp:
                 cmd = [args.st, "run", f"{base}/openapi.json", "--checks", "all"]
                 cmd += ["--max-examples", str(args.max_examples), "--workers", "1"]
@@ -83,9 +79,6 @@ def main() -> None:
                 "schemathesis_exit": done.returncode,
             }
             print(json.dumps(row), flush=True)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     sys.exit(1 if any_5xx else 0)
 
 

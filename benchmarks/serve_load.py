@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -49,6 +51,20 @@ def start_server(run: Path, port: int, args: argparse.Namespace) -> subprocess.P
         cmd += ["--data-dir", args.data_dir]
     log = open(Path(args.log_dir) / f"serve-{run.name}.log", "w")  # noqa: SIM115 - kept open
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+@contextlib.contextmanager
+def served(run: Path, args: argparse.Namespace) -> Iterator[str]:
+    """A ``ncflab serve RUN`` process on a free port, ready; yields its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(run, port, args)
+    try:
+        wait_ready(base, server)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def wait_ready(base: str, server: subprocess.Popen, timeout: float = 600.0) -> None:
@@ -158,11 +174,7 @@ def main() -> None:
     any_failed = False
     for run in args.runs:
         users, hist = histories(run, args.data_dir)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = start_server(run, port, args)
-        try:
-            wait_ready(base, server)
+        with served(run, args) as base:
             model = httpx.get(f"{base}/model", timeout=10).json()["name"]
             for scenario in args.scenarios:
                 for c in args.concurrency:
@@ -170,9 +182,6 @@ def main() -> None:
                     any_failed |= row["failures"] > 0
                     head = {"run": str(run), "model": model, "threads": args.threads}
                     print(json.dumps({**head, "workers": args.workers, **row}), flush=True)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     sys.exit(1 if any_failed else 0)
 
 
