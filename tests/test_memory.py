@@ -50,3 +50,16 @@ def test_ease_refuses_a_catalogue_it_cannot_hold(monkeypatch) -> None:
         MODELS["ease"]().fit(train)
     monkeypatch.setenv(ENV, "64M")
     assert MODELS["ease"]().fit(train).B_.shape == (n_items, n_items)
+
+
+def test_a_gradient_fit_refuses_when_its_optimizer_state_would_not_fit(monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    train = Interactions(
+        rng.integers(0, 40, 400), rng.integers(0, 60, 400), None, None, np.arange(40), np.arange(60)
+    )
+    # BPR with 64 factors: (40 + 60) × 64 float32 = 25.0 KiB of parameters, 75.0 KiB more.
+    monkeypatch.setenv(ENV, "50K")
+    with pytest.raises(MemoryLimitError, match=r"training bpr needs about 75\.0 KiB"):
+        MODELS["bpr"](epochs=1).fit(train)
+    monkeypatch.setenv(ENV, "1M")
+    assert MODELS["bpr"](epochs=1).fit(train).history_

@@ -75,15 +75,15 @@ def available_bytes() -> int | None:
     return min(found) if found else None
 
 
-def check_fits(what: str, need: float, how: str = "") -> None:
+def check_fits(what: str, need: float, how: str = "", advice: str = "") -> None:
     """Refuse (``MemoryLimitError``) a step whose estimated peak ``need`` bytes is over the
-    limit, naming ``what`` it is, the estimate, its make-up ``how`` and the limit."""
+    limit, naming ``what`` it is, the estimate, its make-up ``how``, the limit, and what to
+    do (``advice``, else a machine with more memory)."""
     limit = available_bytes()
     if limit is not None and need > limit:
         source = f"{ENV}" if os.environ.get(ENV) else "memory available now"
         detail = f" ({how})" if how else ""
         raise MemoryLimitError(
             f"{what} needs about {format_bytes(need)}{detail}, over the limit of "
-            f"{format_bytes(limit)} ({source}); use a machine with more memory, or a model "
-            "whose memory does not grow with the square of the catalogue"
+            f"{format_bytes(limit)} ({source}); {advice or 'use a machine with more memory'}"
         )

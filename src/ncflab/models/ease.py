@@ -128,6 +128,8 @@ class EASE(Recommender):
             dense + block,
             f"the dense item × item matrix, {format_bytes(dense)}, and {format_bytes(block)} "
             "for the product filling it",
+            "use a machine with more memory, or a model whose memory does not grow with the "
+            "square of the catalogue (iALS, SLIM, item kNN)",
         )
         self.n_users_, self.n_items_ = train.n_users, n
         self.B_ = ease_weights(x, self.l2)

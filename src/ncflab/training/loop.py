@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ncflab.memory import check_fits, format_bytes
 from ncflab.training.driver import NonFiniteLossError, last_loss, run_epochs
 from ncflab.training.options import FitOptions
 
@@ -77,6 +78,7 @@ def train_loop(
     them there). A ``batches`` that draws between minibatches must not set it: the thread
     would interleave its draws with the next epoch's.
     """
+    _check_training_memory(model, module, optimizer)
     rng = np.random.default_rng(model.seed)
     with _Epochs(batches, rng, prefetch) as source:
 
@@ -136,6 +138,22 @@ class _Epochs:
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
+
+
+def _check_training_memory(
+    model: Recommender, module: nn.Module, optimizer: torch.optim.Optimizer
+) -> None:
+    """Refuse a fit whose gradients and optimizer state would not fit, before the first step
+    allocates them: the parameters exist by now, their gradients take as much again and
+    Adam's two moments twice as much (SGD keeps none). On a GPU its own memory is the limit,
+    which this does not read: there an allocation failure is CUDA's."""
+    trained = [p for p in module.parameters() if p.requires_grad]
+    size = float(sum(p.numel() * p.element_size() for p in trained))
+    moments = 2 if isinstance(optimizer, torch.optim.Adam) else 0
+    if trained and trained[0].device.type == "cpu":
+        what = "gradients and Adam's two moments" if moments else "gradients"
+        need = (1 + moments) * size
+        check_fits(f"training {model.name}", need, f"{what} of {format_bytes(size)} of parameters")
 
 
 def _run_epoch(
