@@ -144,6 +144,12 @@ class Recommender:
         return top_k(self, users, k, None if exclude is None else sp.csr_matrix(exclude))
 
     # ------------------------------------------------------------ new users
+    @classmethod
+    def folds_in(cls) -> bool:
+        """Whether the model can score users unseen in training (it overrides
+        ``score_new_users``)."""
+        return cls.score_new_users is not Recommender.score_new_users
+
     def score_new_users(self, rows: sp.spmatrix) -> torch.Tensor:
         """(B, n_items) float32 CPU scores for users not seen in training, from their rows
         ``rows`` (B, n_items), scipy sparse (fold-in, no retraining). Models whose parameters

@@ -26,7 +26,6 @@ import scipy.sparse as sp
 import torch
 
 from ncflab.evaluation.topk import top_k
-from ncflab.models.base import Recommender
 from ncflab.models.similarity import stored_csr
 from ncflab.runs import jsonable
 from ncflab.serving.export import id_indices, user_indices
@@ -34,6 +33,7 @@ from ncflab.serving.export import id_indices, user_indices
 if TYPE_CHECKING:
     from ncflab.config import RunConfig
     from ncflab.data.splits import Split
+    from ncflab.models.base import Recommender
 
 __all__ = [
     "BadRequest",
@@ -112,8 +112,7 @@ class RecommendationService:
         self.item_ids = split.train.item_ids
         self.known = split.known_positives()  # built once, sliced per request
         self.similarity = item_similarity(model)
-        # A model that keeps the base class's score_new_users cannot fold a user in.
-        self.folds_in = type(model).score_new_users is not Recommender.score_new_users
+        self.folds_in = model.folds_in()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ known users
