@@ -16,7 +16,13 @@ __all__ = ["app", "console", "main"]
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from ncflab.training.distributed import env_rank
+
+    # Under torchrun every rank runs the command: rank 0 speaks for them (errors still show).
+    quiet = env_rank() != 0
+    level = logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    console.quiet = quiet
     app()
 
 

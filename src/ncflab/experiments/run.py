@@ -28,6 +28,7 @@ from ncflab.evaluation.protocols import EvalResult, evaluate, make_validator
 from ncflab.experiments.data import load_split, resolve_config
 from ncflab.experiments.presets import get_protocol
 from ncflab.models import MODELS, FitOptions, Recommender
+from ncflab.training import distributed
 from ncflab.training.options import resolve_device
 
 __all__ = [
@@ -94,8 +95,11 @@ def run_experiment(
     # Build the model first: an unknown name or hyperparameter fails before any data is read.
     model = build_model(config.model, config.params, config.seed)
     with ExitStack() as stack:
+        # Under torchrun: every rank runs this, rank 0 alone writes the run folder (the
+        # others read its snapshot when resuming).
+        rank = stack.enter_context(distributed.session(resolve_device(config.train.device)))
         writer = None
-        if out is not None:
+        if out is not None and rank == 0:
             writer = stack.enter_context(runs.writer(out, force=force, resume=resume))
             stack.enter_context(writer.logging_to_file(append=resume))
         if config.train.threads:
@@ -111,7 +115,8 @@ def run_experiment(
         elif writer is not None:
             writer.write_config(config.to_toml())
             writer.write_split(split_record(split))
-        return _fit_and_test(config, model, split, writer, resume, on_progress)
+        folder = None if out is None else Path(out)
+        return _fit_and_test(config, model, split, writer, folder, resume, on_progress)
 
 
 def _fit_and_test(
@@ -119,10 +124,11 @@ def _fit_and_test(
     model: Recommender,
     split: Split,
     writer: runs.RunWriter | None,
+    folder: Path | None,
     resume: bool,
     on_progress: Any,
 ) -> RunResult:
-    resumed = resume and writer is not None and runs.has_snapshot(writer.path)
+    resumed = resume and folder is not None and runs.has_snapshot(folder)
     protocol = get_protocol(config.protocol)
     kind, ks, metrics = protocol.evaluation, protocol.ks, protocol.metrics
     validator = None
@@ -135,13 +141,17 @@ def _fit_and_test(
     options = dataclasses.replace(
         config.train,
         validate=validator,
-        checkpoint_dir=None if writer is None else writer.checkpoint,
+        checkpoint_dir=None if folder is None else folder / runs.CHECKPOINT,
         resume=resume,
         on_progress=on_progress,
     )
-    t1 = time.perf_counter()
+    t1, steps = time.perf_counter(), distributed.steps_taken()
     model.fit(split.train, options)
     fit_seconds = time.perf_counter() - t1
+    if distributed.world_size() > 1 and distributed.steps_taken() == steps:
+        n = distributed.world_size()
+        log.warning("%s takes no minibatch steps: each of the %d processes fitted it whole, "
+                    "which gains nothing over one", model.name, n)  # fmt: skip
     valid = None
     if split.valid is not None and len(split.valid):
         valid = evaluate(model, split, part="valid", protocol=kind, ks=ks, metrics=metrics)
@@ -154,6 +164,8 @@ def _fit_and_test(
         fit_seconds=round(fit_seconds, 3),
         resumed=resumed,
         selected_on=config.train.select_on,
+        # Data-parallel: N ranks' minibatches made each step (an N times larger batch).
+        **({"processes": distributed.world_size()} if distributed.world_size() > 1 else {}),
     )
     log.info("valid: %s", valid.means if valid else "no validation part")
     log.info("test (%d users, %s): %s", test.n_users, kind, test.means)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ncflab.training import distributed
 from ncflab.training.options import FitOptions
 from ncflab.training.snapshot import Snapshot
 
@@ -195,15 +196,20 @@ def _keep(
     metrics = record["metrics"]
     if metrics and best.update(record["epoch"], metrics[options.monitor_or_default], module):
         model.best_epoch_ = record["epoch"]
-        if options.checkpoint_dir is not None:
+        if options.checkpoint_dir is not None and distributed.is_main():
             model.save(options.checkpoint_dir)
     _report(record, options)
 
 
 def _validate(model: Recommender, module: nn.Module, options: FitOptions) -> dict[str, float]:
+    """The validation metrics of the current weights. Data-parallel: rank 0 computes them and
+    every rank receives them, so all make one early-stopping decision."""
     module.eval()
-    with torch.no_grad():
-        metrics = {k: float(v) for k, v in options.validate(model).items()}
+    metrics = None
+    if distributed.is_main():
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in options.validate(model).items()}
+    metrics = distributed.agree(metrics)
     if options.monitor_or_default not in metrics:
         raise KeyError(
             f"monitor {options.monitor_or_default!r} is not among the validation metrics "

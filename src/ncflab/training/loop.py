@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ncflab.memory import check_fits, format_bytes
+from ncflab.training import distributed
 from ncflab.training.driver import NonFiniteLossError, last_loss, run_epochs
 from ncflab.training.options import FitOptions
 
@@ -77,8 +78,12 @@ def train_loop(
     epoch. The cost: two epochs' samples are held at once (on the device, if ``batches`` moves
     them there). A ``batches`` that draws between minibatches must not set it: the thread
     would interleave its draws with the next epoch's.
+
+    Under ``torchrun`` (:mod:`ncflab.training.distributed`) each rank trains on its share of
+    every epoch's minibatches and the gradients are averaged over the ranks at every step.
     """
     _check_training_memory(model, module, optimizer)
+    distributed.broadcast_parameters(module)
     rng = np.random.default_rng(model.seed)
     with _Epochs(batches, rng, prefetch) as source:
 
@@ -150,9 +155,12 @@ def _check_training_memory(
     trained = [p for p in module.parameters() if p.requires_grad]
     size = float(sum(p.numel() * p.element_size() for p in trained))
     moments = 2 if isinstance(optimizer, torch.optim.Adam) else 0
+    # Data-parallel steps average the gradients through one flat buffer of them all.
+    flat = 1 if distributed.world_size() > 1 else 0
     if trained and trained[0].device.type == "cpu":
         what = "gradients and Adam's two moments" if moments else "gradients"
-        need = (1 + moments) * size
+        what += " and the buffer averaging them over the ranks" if flat else ""
+        need = (1 + moments + flat) * size
         check_fits(f"training {model.name}", need, f"{what} of {format_bytes(size)} of parameters")
 
 
@@ -173,10 +181,12 @@ def _run_epoch(
     module.train()
     losses = []
     report = options.on_progress is not None
-    for step, batch in enumerate(batches, 1):
+    params = [p for p in module.parameters() if p.requires_grad]
+    for step, batch in enumerate(distributed.shard(batches), 1):
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(*batch)
         loss.backward()
+        distributed.average_gradients(params)
         optimizer.step()
         losses.append(loss.detach())
         if report and step % STEP_EVERY == 0:
@@ -192,4 +202,6 @@ def _run_epoch(
             f"training loss is {float(values[step])} at epoch {epoch}, step {step + 1} "
             f"(last finite loss {before:.6g}); try a lower learning rate (lr) or stronger reg"
         )
-    return float(values.mean())
+    # The epoch's loss over every rank's minibatches (one process: its own mean).
+    total, count = distributed.reduce_mean(float(values.double().sum()), len(values))
+    return total / count

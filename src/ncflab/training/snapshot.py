@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ncflab.training import distributed
 from ncflab.training.options import FitOptions
 
 __all__ = ["SNAPSHOT_FILE", "Snapshot"]
@@ -69,7 +70,8 @@ class Snapshot:
         return json.loads(json.dumps(out, default=str))
 
     def _write(self, meta: dict[str, Any], optimizer: bool) -> None:
-        if self.path is None:
+        # Data-parallel ranks hold the same state: rank 0 writes it for them all.
+        if self.path is None or not distributed.is_main():
             return
         cuda = torch.cuda.is_available()
         moments = optimizer and self.optimizer is not None

@@ -1,0 +1,192 @@
+"""Data-parallel training over processes started by ``torchrun`` (``torch.distributed``).
+
+``torchrun --nproc-per-node N -m ncflab train …`` starts N copies of one run; ``session``
+joins them into a process group (gloo on CPU, NCCL on CUDA, each rank on the GPU of its local
+rank). The one training loop (:mod:`ncflab.training.loop`) then makes every minibatch step a
+data-parallel step:
+
+- every rank draws the same epoch from the same seeded generator (the sampling is vectorised
+  and cheap next to training) and trains on its own share of the minibatches (``shard``): rank
+  r takes the r-th of every N consecutive ones, so each step of the fit is N minibatches, one
+  per rank, and an epoch has 1/N of the steps. Why draw the same epoch everywhere: the
+  sampler's state is then one state, which rank 0's snapshot holds for every rank, so resuming
+  is exact as in one process;
+- after each backward pass the gradients are averaged over the ranks (``average_gradients``:
+  one all-reduce of one flat buffer), so every rank takes the same optimizer step and the
+  weights stay identical everywhere, bit for bit;
+- rank 0 validates and sends the metrics to the others (``agree``), so early stopping decides
+  once; rank 0 alone writes checkpoints, snapshots and the run folder.
+
+An effective minibatch of N × ``batch_size`` is what a data-parallel step is: quality is
+compared with one process in docs/speed.md. Models without minibatch steps (ALS, the
+closed-form models) fit whole on every rank, which gains nothing; they are fitted all the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = [
+    "agree",
+    "average_gradients",
+    "broadcast_parameters",
+    "env_rank",
+    "is_main",
+    "launched",
+    "rank",
+    "reduce_mean",
+    "session",
+    "shard",
+    "share",
+    "steps_taken",
+    "world_size",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A rank waits this long for the others at a collective (rank 0 validating or writing while
+# the others wait included) before failing instead of hanging for ever.
+TIMEOUT = timedelta(hours=2)
+
+
+def launched() -> bool:
+    """Whether this process is one of several started by ``torchrun`` (WORLD_SIZE > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def env_rank() -> int:
+    """This process's rank as ``torchrun`` set it (0 outside torchrun), readable before
+    ``session`` (a front end quietens the other ranks' output with it)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def is_main() -> bool:
+    """Whether this process writes (rank 0, or the only process)."""
+    return rank() == 0
+
+
+@contextmanager
+def session(device: torch.device) -> Iterator[int]:
+    """Join the process group of a ``torchrun`` launch for the duration of a run (nothing to
+    do outside one, or when the caller already joined one); yields this process's rank.
+    ``device`` is where the run trains: CUDA uses NCCL with each rank on the GPU of its local
+    rank (a bare "cuda" device then means that GPU), CPU uses gloo."""
+    if not launched() or dist.is_initialized():
+        yield rank()
+        return
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+    log.info("rank %d of %d (%s)", dist.get_rank(), dist.get_world_size(), dist.get_backend())
+    try:
+        yield dist.get_rank()
+    finally:
+        dist.destroy_process_group()
+
+
+def shard(batches: Iterable[T]) -> Iterator[T]:
+    """This rank's minibatches of an epoch: the r-th of every N consecutive ones. Every rank
+    gets the same number (each step is a collective): when the epoch's count is not a multiple
+    of N, the ranks short of one in the last group take the epoch's first minibatches again
+    (as torch's DistributedSampler pads), so no minibatch is left out."""
+    return share(batches, rank(), world_size())
+
+
+def share(batches: Iterable[T], r: int, n: int) -> Iterator[T]:
+    """Rank ``r`` of ``n``'s minibatches of ``batches`` (``shard`` for a given rank)."""
+    if n == 1:
+        yield from batches
+        return
+    first: list[T] = []
+    group: list[T] = []
+    for batch in batches:
+        if len(first) < n:
+            first.append(batch)
+        group.append(batch)
+        if len(group) == n:
+            yield group[r]
+            group = []
+    if group:  # the last, short group: fill it from the start of the epoch
+        yield group[r] if r < len(group) else first[(r - len(group)) % len(first)]
+
+
+def broadcast_parameters(module: nn.Module) -> None:
+    """Make every rank start from rank 0's weights and buffers (they are equal when every rank
+    built the module from one seed; this guards a start that was not, such as a warm start)."""
+    if not active():
+        return
+    for tensor in [*module.parameters(), *module.buffers()]:
+        dist.broadcast(tensor.data, src=0)
+
+
+_steps = 0
+
+
+def steps_taken() -> int:
+    """Data-parallel steps this process has taken (a run tells from it whether a fit had any)."""
+    return _steps
+
+
+def average_gradients(params: list[nn.Parameter]) -> None:
+    """Replace each parameter's gradient by its mean over the ranks: one all-reduce of one flat
+    buffer (a parameter a rank's minibatch did not reach counts as a zero gradient there)."""
+    global _steps
+    world = world_size()
+    if world == 1:
+        return
+    _steps += 1
+    grads = [
+        torch.zeros_like(p) if p.grad is None else p.grad.to_dense() if p.grad.is_sparse else p.grad
+        for p in params
+    ]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p)
+        offset += n
+
+
+def reduce_mean(total: float, count: int) -> tuple[float, int]:
+    """The sum and count of a quantity over every rank (an epoch's losses)."""
+    if not active():
+        return total, count
+    both = torch.tensor([total, float(count)], dtype=torch.float64)
+    dist.all_reduce(both)
+    return float(both[0]), int(both[1])
+
+
+def agree(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (what rank 0 alone computed, such as validation
+    metrics); other ranks pass None."""
+    if not active():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
