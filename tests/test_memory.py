@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from test_contract import block_problem, make
+from test_resume import LOOP_MODELS
 
 from ncflab.data.interactions import Interactions
 from ncflab.memory import ENV, MemoryLimitError, available_bytes, check_fits, format_bytes
 from ncflab.models import MODELS
+
+# Every model trained by minibatch gradient steps.
+GRADIENT_MODELS = {*LOOP_MODELS, "mlp", "uautorec", "iautorec"}
 
 
 def test_the_limit_is_the_users_when_set(monkeypatch) -> None:
@@ -57,9 +63,43 @@ def test_a_gradient_fit_refuses_when_its_optimizer_state_would_not_fit(monkeypat
     train = Interactions(
         rng.integers(0, 40, 400), rng.integers(0, 60, 400), None, None, np.arange(40), np.arange(60)
     )
-    # BPR with 64 factors: (40 + 60) × 64 float32 = 25.0 KiB of parameters, 75.0 KiB more.
-    monkeypatch.setenv(ENV, "50K")
-    with pytest.raises(MemoryLimitError, match=r"training bpr needs about 75\.0 KiB"):
+    # BPR with 64 factors: (40 + 60) × 64 float32 = 25.0 KiB of parameters; with their
+    # gradients, Adam's two moments and early stopping's copy 5 × 25.0 KiB.
+    monkeypatch.setenv(ENV, "100K")
+    with pytest.raises(
+        MemoryLimitError,
+        match=r"training bpr on 40 users × 60 items needs "
+        r"about 125\.0 KiB \(25\.0 KiB of parameters, their gradients, Adam's",
+    ):
         MODELS["bpr"](epochs=1).fit(train)
+    # Plain SGD keeps no moments: 3 × 25.0 KiB fits.
+    assert MODELS["bpr"](epochs=1, optimizer="sgd").fit(train).history_
     monkeypatch.setenv(ENV, "1M")
     assert MODELS["bpr"](epochs=1).fit(train).history_
+
+
+@pytest.mark.parametrize("name", sorted(GRADIENT_MODELS))
+def test_every_gradient_model_refuses_before_allocating_its_network(name, monkeypatch) -> None:
+    train = block_problem()[0]
+    monkeypatch.setenv(ENV, "1K")
+    model = make(name, epochs=1)
+    first = {"uiautorec": "uautorec"}.get(name, name)  # U+I-AutoRec fits U-AutoRec first
+    with pytest.raises(MemoryLimitError, match=rf"training {first} on 120 users × 48 items"):
+        model.fit(train)
+    # Refused on the shapes alone: no network was built (not even the shapes-only one kept).
+    assert not hasattr(model, "module_")
+
+
+def test_the_shapes_only_network_is_sized_like_the_real_one(monkeypatch) -> None:
+    # JCA at Amazon Electronics' size: 442.6 M parameters, sized without allocating them.
+    monkeypatch.setenv(ENV, "1G")
+    model = MODELS["jca"]()
+    with pytest.raises(MemoryLimitError, match=r"1\.6 GiB of parameters") as refused:
+        model.build_to_train(1_221_341, 157_003, torch.device("cpu"))
+    assert "needs about 8.2 GiB" in str(refused.value)
+    real = MODELS["jca"]()
+    real.build(600, 400)
+    with torch.device("meta"):
+        model.build(600, 400)
+    sizes = [sum(p.numel() for p in m.module_.parameters()) for m in (real, model)]
+    assert sizes[0] == sizes[1] > 0

@@ -11,9 +11,23 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["ENV", "MemoryLimitError", "available_bytes", "check_fits", "format_bytes"]
+import torch
+from torch import nn
+
+__all__ = [
+    "ENV",
+    "MemoryLimitError",
+    "available_bytes",
+    "check_fits",
+    "checked_module",
+    "format_bytes",
+]
+
+M = TypeVar("M", bound=nn.Module)
 
 ENV = "NCFLAB_MEMORY_LIMIT"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -87,3 +101,30 @@ def check_fits(what: str, need: float, how: str = "", advice: str = "") -> None:
             f"{what} needs about {format_bytes(need)}{detail}, over the limit of "
             f"{format_bytes(limit)} ({source}); {advice or 'use a machine with more memory'}"
         )
+
+
+def checked_module(
+    what: str,
+    factory: Callable[[], M],
+    device: torch.device,
+    optimizer_states: int = 2,
+    processes: int = 1,
+) -> M:
+    """``factory()``, the network a gradient-trained model is about to fit, built only after
+    checking that its training fits: it is first built on PyTorch's meta device (shapes, no
+    memory) to size its parameters P, then the fit needs P for the weights, P for their
+    gradients, ``optimizer_states`` × P for the optimizer (Adam's two moments; 0 for plain
+    SGD), P for the copy of the best epoch's weights that early stopping keeps, and P more for
+    the buffer that averages gradients when ``processes`` > 1 (data-parallel). On a GPU the
+    card's own memory is the limit, which this does not read: only the CPU is checked."""
+    if device.type == "cpu":
+        with torch.device("meta"):
+            shapes = factory()
+        size = float(sum(p.numel() * p.element_size() for p in shapes.parameters()))
+        copies = 3 + optimizer_states + (1 if processes > 1 else 0)
+        parts = [f"{format_bytes(size)} of parameters", "their gradients"]
+        parts += {0: [], 2: ["Adam's two moments"]}.get(optimizer_states, ["optimizer state"])
+        parts += ["the best epoch's copy"]
+        parts += ["the buffer averaging gradients over processes"] if processes > 1 else []
+        check_fits(what, copies * size, ", ".join(parts))
+    return factory()

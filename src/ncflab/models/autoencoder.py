@@ -73,7 +73,7 @@ class AutoencoderRecommender(Recommender):
         self._check_params()  # type: ignore[attr-defined]
         device = options.torch_device()
         csr = self._store(train)
-        self.build(train.n_users, train.n_items)
+        self.build_to_train(train.n_users, train.n_items, device)
         module = self.module_.to(device)
         return csr, module, self._graph(device), self._optimizer(module, self.lr)  # type: ignore[attr-defined]
 

@@ -83,7 +83,7 @@ class UAutoRec(AutoencoderRecommender):
         if self.side == "item":
             csr = csr.T.tocsr()  # I-AutoRec's rows are the item columns of R
             csr.sort_indices()
-        self.build(train.n_users, train.n_items)
+        self.build_to_train(train.n_users, train.n_items, device)
         module = self.module_.to(device)
         graph = self._graph(device)
         bag = graph.user_bag if self.side == "user" else graph.item_bag

@@ -143,6 +143,26 @@ class Recommender:
             )
         return top_k(self, users, k, None if exclude is None else sp.csr_matrix(exclude))
 
+    # ------------------------------------------------------------ training
+    def build_to_train(self, n_users: int, n_items: int, device: torch.device) -> None:
+        """``build`` the network this fit trains, once its training is known to fit in memory
+        (``checked_module``: sized on the meta device first; Adam's two moments unless the
+        model's ``optimizer`` is plain SGD), so a fit too large is refused before it allocates."""
+        from ncflab.memory import checked_module
+        from ncflab.training.distributed import world_size
+
+        def build() -> torch.nn.Module:
+            self.build(n_users, n_items)
+            return self.module_
+
+        states = 0 if getattr(self, "optimizer", "adam") == "sgd" else 2
+        what = f"training {self.name} on {n_users:,} users × {n_items:,} items"
+        try:
+            checked_module(what, build, device, states, world_size())
+        except MemoryError:
+            vars(self).pop("module_", None)  # the shapes-only network of the check
+            raise
+
     # ------------------------------------------------------------ new users
     @classmethod
     def folds_in(cls) -> bool:

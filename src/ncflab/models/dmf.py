@@ -228,7 +228,7 @@ class DMF(RatingInput, Recommender):
         self.n_users_, self.n_items_ = train.n_users, train.n_items
         self.indptr_, self.indices_, self.data_ = y.indptr.astype(np.int64), y.indices, y.data
         self.max_rating_ = float(y.data.max()) if y.nnz else 1.0  # max(R) of Eq. 12
-        self.build(train.n_users, train.n_items)
+        self.build_to_train(train.n_users, train.n_items, device)
         self.module_.to(device)
         graph = self._graph(device)
         sampler = NegativeSampler.from_csr(y)

@@ -106,7 +106,7 @@ class JNCF(RatingInput, Recommender):
         self.n_users_, self.n_items_ = train.n_users, train.n_items
         self.indptr_, self.indices_ = ratings.indptr.astype(np.int64), ratings.indices
         self.data_ = ratings.data
-        self.build(train.n_users, train.n_items)
+        self.build_to_train(train.n_users, train.n_items, device)
         self.module_.to(device)
         graph = self._graph(device)
         sampler = NegativeSampler.from_csr(ratings)

@@ -94,7 +94,7 @@ class NCFBase(Recommender):
         self._check_params()
         device = options.torch_device()
         self.n_users_, self.n_items_ = train.n_users, train.n_items
-        self.build(train.n_users, train.n_items)
+        self.build_to_train(train.n_users, train.n_items, device)
         warm = self._warm_start(train, options)
         self.module_.to(device)
         opt = self._optimizer(warm)

@@ -111,7 +111,7 @@ class NCRBase(Recommender):
         self._check_params()
         device = options.torch_device()
         self.n_users_, self.n_items_ = train.n_users, train.n_items
-        self.build(train.n_users, train.n_items)
+        self.build_to_train(train.n_users, train.n_items, device)
         warm = self._warm_start(train, options)
         self.module_.to(device)
         sampler = NegativeSampler.from_csr(train.csr("binary"))

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ncflab.memory import check_fits, format_bytes
 from ncflab.training import distributed
 from ncflab.training.driver import NonFiniteLossError, last_loss, run_epochs
 from ncflab.training.options import FitOptions
@@ -82,7 +81,6 @@ def train_loop(
     Under ``torchrun`` (:mod:`ncflab.training.distributed`) each rank trains on its share of
     every epoch's minibatches and the gradients are averaged over the ranks at every step.
     """
-    _check_training_memory(model, module, optimizer)
     distributed.broadcast_parameters(module)
     rng = np.random.default_rng(model.seed)
     with _Epochs(batches, rng, prefetch) as source:
@@ -143,25 +141,6 @@ class _Epochs:
     def __exit__(self, *exc: object) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
-
-
-def _check_training_memory(
-    model: Recommender, module: nn.Module, optimizer: torch.optim.Optimizer
-) -> None:
-    """Refuse a fit whose gradients and optimizer state would not fit, before the first step
-    allocates them: the parameters exist by now, their gradients take as much again and
-    Adam's two moments twice as much (SGD keeps none). On a GPU its own memory is the limit,
-    which this does not read: there an allocation failure is CUDA's."""
-    trained = [p for p in module.parameters() if p.requires_grad]
-    size = float(sum(p.numel() * p.element_size() for p in trained))
-    moments = 2 if isinstance(optimizer, torch.optim.Adam) else 0
-    # Data-parallel steps average the gradients through one flat buffer of them all.
-    flat = 1 if distributed.world_size() > 1 else 0
-    if trained and trained[0].device.type == "cpu":
-        what = "gradients and Adam's two moments" if moments else "gradients"
-        what += " and the buffer averaging them over the ranks" if flat else ""
-        need = (1 + moments + flat) * size
-        check_fits(f"training {model.name}", need, f"{what} of {format_bytes(size)} of parameters")
 
 
 def _run_epoch(

@@ -32,7 +32,7 @@ def fit_triplets(
     model._check_params()
     device = options.torch_device()
     model.n_users_, model.n_items_ = train.n_users, train.n_items
-    model.build(train.n_users, train.n_items)
+    model.build_to_train(train.n_users, train.n_items, device)
     module = model.module_.to(device)
     sampler = NegativeSampler.from_csr(train.csr("binary"))
 
