@@ -177,7 +177,9 @@ def reduce_mean(total: float, count: int) -> tuple[float, int]:
     """The sum and count of a quantity over every rank (an epoch's losses)."""
     if not active():
         return total, count
-    both = torch.tensor([total, float(count)], dtype=torch.float64)
+    # NCCL reduces CUDA tensors only.
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    both = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
     dist.all_reduce(both)
     return float(both[0]), int(both[1])
 
