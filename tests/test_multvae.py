@@ -14,7 +14,8 @@ from test_contract import FAST, beats_outside, block_problem, interactions
 from test_contract import TINY as R
 
 from ncflab.models import FitOptions, Recommender
-from ncflab.models.multvae import MultDAE, MultVAE, normalise_bag
+from ncflab.models.multvae import MultDAE, MultVAE, kept_bag, normalise_bag
+from ncflab.models.sparse_input import RatingGraph, SparseLinear
 from ncflab.training import losses
 
 # 3 users x 4 items: user 0 clicked items 0 and 2, user 1 item 1, user 2 items 1-3.
@@ -53,6 +54,38 @@ def test_normalise_bag_and_dropout() -> None:
     keep = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 1.0])
     _, _, dropped = normalise_bag(bag, keep, 0.5)  # x̃ = dropout(x / ‖x‖), kept × 1/(1 − p)
     np.testing.assert_allclose(dropped.numpy(), [2 * r2, 0, 2.0, 0, 2 * r3, 2 * r3], rtol=1e-6)
+
+
+def test_kept_bag_is_the_dropout_bag_without_its_zeros() -> None:
+    # A block of users with dropped entries, an emptied row (user 1 drops its only item) and
+    # items no kept entry touches: the first layer and its weight gradient are unchanged.
+    gen = torch.Generator().manual_seed(0)
+    clicks = (np.random.default_rng(0).random((12, 9)) < 0.4).astype(np.float32)
+    clicks[1] = 0.0
+    clicks[1, 4] = 1.0
+    csr = sp.csr_matrix(clicks)
+    graph = RatingGraph.from_csr(csr.indptr, csr.indices, csr.data, 9, torch.device("cpu"))
+    rows = torch.tensor([0, 1, 3, 4, 7, 11])
+    bag = graph.user_bag(rows)
+    keep = torch.rand(bag.values.shape, generator=gen) >= 0.5
+    keep[bag.offsets[1]] = False
+    lens = torch.diff(bag.offsets, append=bag.offsets.new_tensor([len(bag.index)]))
+    row = torch.repeat_interleave(torch.arange(len(rows)), lens)
+    noisy = normalise_bag(bag, keep, 0.5)
+    layer = SparseLinear(9, 5)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(9, 5, generator=gen))
+        layer.bias.copy_(torch.randn(5, generator=gen))
+    grad_out = torch.randn(len(rows), 5, generator=gen)
+    grads = []
+    for inputs in (noisy, kept_bag(noisy, keep, row, len(rows), 9)):
+        layer.zero_grad(set_to_none=True)
+        out = layer(*inputs)
+        (out * grad_out).sum().backward()
+        grads.append((out.detach(), layer.weight.grad.clone()))
+    assert len(kept_bag(noisy, keep, row, len(rows), 9).index) == int(keep.sum())
+    assert torch.equal(grads[0][0], grads[1][0])  # 0 · W_j adds nothing, bit for bit
+    torch.testing.assert_close(grads[0][1], grads[1][1])  # summed in another order
 
 
 def tiny(cls: type, **params) -> MultVAE:

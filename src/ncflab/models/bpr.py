@@ -26,12 +26,13 @@ from torch import nn
 from ncflab.data.interactions import Interactions
 from ncflab.models.base import Recommender
 from ncflab.training.layers import embedding, lookup, seeded_generator
+from ncflab.training.lazy_adam import row_adam
 from ncflab.training.options import FitOptions
 from ncflab.training.triplets import fit_triplets
 
 __all__ = ["BPR", "BPRModule"]
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "lazy_adam", "sgd")
 
 
 class BPRModule(nn.Module):
@@ -90,9 +91,12 @@ class BPR(Recommender):
         n_neg: negatives per positive, re-drawn uniformly every epoch.
         init_std: factors start ~ N(0, init_std²); biases at 0.
         item_bias: add a learned item bias b_i to x̂_ui.
-        optimizer: "adam" or "sgd". The loss is the minibatch *mean*, so an SGD ``lr`` is about
-            ``batch_size`` times Rendle's per-triplet α; SGD also needs a larger ``init_std``
-            (≈ 0.1) to leave the near-zero saddle quickly.
+        optimizer: "adam", "lazy_adam" or "sgd". "lazy_adam" moves only the factor rows a
+            minibatch touches and keeps the other rows' moments as they are
+            (``training.lazy_adam``): another algorithm, cheaper per step at small batches.
+            The loss is the minibatch *mean*, so an SGD ``lr`` is about ``batch_size`` times
+            Rendle's per-triplet α; SGD also needs a larger ``init_std`` (≈ 0.1) to leave the
+            near-zero saddle quickly.
     """
 
     name: ClassVar[str] = "bpr"
@@ -119,11 +123,12 @@ class BPR(Recommender):
 
     def fit(self, train: Interactions, options: FitOptions | None = None) -> Self:
         def optimizer(params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
-            if self.optimizer == "adam":
+            if self.optimizer != "sgd":
                 # Fused: the same Adam in one kernel per step instead of a dozen per parameter;
                 # at 256 triplets a step that overhead was 40% of a BPR epoch on ML-1M
-                # (docs/speed.md).
-                return torch.optim.Adam(params, lr=self.lr, fused=True)
+                # (docs/speed.md). The factors' gradients come as sparse rows: "adam" (the
+                # numbers of a dense Adam) then skips zero-filling full gradients every step.
+                return row_adam(self.module_, self.lr, lazy=self.optimizer == "lazy_adam")
             return torch.optim.SGD(params, lr=self.lr)
 
         return fit_triplets(self, train, options, optimizer)

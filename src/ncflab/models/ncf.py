@@ -36,6 +36,7 @@ from ncflab.models.pretrain import (
     part_epochs,
     part_refit_epochs,
 )
+from ncflab.training.lazy_adam import row_adam, sparse_rows
 from ncflab.training.loop import minibatches, train_loop
 from ncflab.training.losses import log_loss
 from ncflab.training.options import FitOptions
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 # Floats of (users × items × width) features materialised at once while ranking.
 SCORE_BUDGET = 1 << 22
 OPTIMIZERS = ("adam", "sgd")
+ADAMS = ("adam", "lazy_adam")
 
 
 @dataclass(kw_only=True)
@@ -68,6 +70,12 @@ class NCFBase(Recommender):
         init: dense layers: "glorot" (Glorot-uniform tower, LeCun-uniform output, the Keras
             initialisers of the authors' code, which draws only embeddings from N(0, 0.01²)),
             or "normal", N(0, init_std²) as §4.1 says of every parameter. Biases start at 0.
+        optimizer: "adam" (§4.1's mini-batch Adam) or "lazy_adam", which moves only the
+            embedding rows a minibatch looks up and keeps the other rows' moments as they are
+            (the tower and h get Adam; ``training.lazy_adam``): another algorithm, faster at
+            small batches, where Adam's dense update of every row is much of a CPU step
+            (benchmarks/bench_step.py). "adam" takes the embeddings' gradients as sparse rows
+            too, with the numbers of a dense Adam.
     """
 
     name: ClassVar[str] = "ncf"
@@ -78,6 +86,7 @@ class NCFBase(Recommender):
     epochs: int = 30
     init_std: float = 0.01
     init: str = "glorot"
+    optimizer: str = "adam"
 
     def _bodies(self, n_users: int, n_items: int) -> list[torch.nn.Module]:
         raise NotImplementedError
@@ -119,8 +128,13 @@ class NCFBase(Recommender):
         return False
 
     def _optimizer(self, warm: bool) -> torch.optim.Optimizer:
-        # The fused kernel: the step over all embedding rows is a large part of a CPU step.
-        return torch.optim.Adam(self.module_.parameters(), lr=self.lr, fused=True)
+        return self._adam(self.lr)
+
+    def _adam(self, lr: float) -> torch.optim.Optimizer:
+        # Fused Adam with the embeddings' gradients as sparse rows: "adam" scatters them into a
+        # dense gradient that stays zero (no zero-filled full gradient per step), "lazy_adam"
+        # updates the touched rows only.
+        return row_adam(self.module_, lr, lazy=self.optimizer == "lazy_adam")
 
     # ------------------------------------------------------------------- ranking
     def score(self, users: np.ndarray) -> torch.Tensor:
@@ -166,6 +180,8 @@ class NCFBase(Recommender):
             raise ValueError(f"need lr > 0 and init_std > 0, got {self.lr}, {self.init_std}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.optimizer not in ADAMS:
+            raise ValueError(f"optimizer must be one of {ADAMS}, got {self.optimizer!r}")
 
 
 @dataclass(kw_only=True)
@@ -239,10 +255,10 @@ class NeuMF(_Tower):
             (docs/defaults.md); the paper's Table 2 has the same pattern (8 factors: HR@10
             .688 without, .684 with).
         alpha: α of Eq. 13, h ← [α h^GMF; (1 − α) h^MLP] (§4.1: 0.5).
-        finetune_optimizer: "adam" (what the authors' published runs use, lr 0.001) or "sgd"
-            (§3.4.1: vanilla SGD after pre-training). Adam by validation: SGD at lr 1e-3 on a
-            minibatch-mean loss hardly moves the fused model, so it stays near the α-mixture of
-            the two pre-trained models (docs/defaults.md).
+        finetune_optimizer: "adam" (what the authors' published runs use, lr 0.001; the
+            ``optimizer`` kind) or "sgd" (§3.4.1: vanilla SGD after pre-training). Adam by
+            validation: SGD at lr 1e-3 on a minibatch-mean loss hardly moves the fused model,
+            so it stays near the α-mixture of the two pre-trained models (docs/defaults.md).
         finetune_lr: learning rate after pre-training (the paper gives none; the authors' runs
             0.001). 1e-4 was no better on ML-1M validation (docs/defaults.md).
         pretrained_gmf, pretrained_mlp: with ``pretrain``, start from a GMF / MLP saved
@@ -324,8 +340,8 @@ class NeuMF(_Tower):
 
     def _optimizer(self, warm: bool) -> torch.optim.Optimizer:
         if not warm or self.finetune_optimizer == "adam":
-            lr = self.finetune_lr if warm else self.lr
-            return torch.optim.Adam(self.module_.parameters(), lr=lr, fused=True)
+            return self._adam(self.finetune_lr if warm else self.lr)
+        sparse_rows(self.module_, False)  # SGD's dense update, as ever
         return torch.optim.SGD(self.module_.parameters(), lr=self.finetune_lr)
 
     def _check_params(self) -> None:

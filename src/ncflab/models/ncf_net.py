@@ -125,7 +125,9 @@ class NCFNet(nn.Module):
         """Logits hᵀφ + b (ŷ = σ of them) of users (B,) and items (B,) → (B,), or of candidate
         sets items (B | 1, C) → (B, C)."""
         phis = [body(users, items) for body in self.bodies]
-        phi = phis[0] if len(phis) == 1 else torch.cat(_broadcast(phis), -1)
+        if len(phis) > 1:  # training's (B,) items need no broadcast (nor its backward)
+            phis = [torch.cat(phis if items.dim() == 1 else _broadcast(phis), -1)]
+        phi = phis[0]
         return self.out(phi)[..., 0]
 
 

@@ -7,6 +7,7 @@ depend only on its seed (not on the global RNG state or the device), then moved 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["embedding", "lookup", "seeded_generator"]
@@ -32,8 +33,11 @@ def embedding(n: int, dim: int, std: float, generator: torch.Generator) -> nn.Em
 def lookup(emb: nn.Embedding, index: torch.Tensor) -> torch.Tensor:
     """Rows of ``emb`` for an int64 ``index`` of any shape S → (*S, dim).
 
-    Same values as ``emb(index)``; ``index_select`` is used because its backward (``index_add_``)
-    is about 25% faster on CPU than the embedding backward, the costliest step of BPR-style
-    training.
+    Same values as ``emb(index)``. With ``emb.sparse`` (``lazy_adam.sparse_rows``) the weight's
+    gradient is the looked-up rows as a sparse tensor, for ``lazy_adam.RowAdam``; otherwise
+    ``index_select`` is used because its dense backward (``index_add_``) is about 25% faster on
+    CPU than the embedding backward, the costliest step of BPR-style training.
     """
+    if emb.sparse and emb.weight.requires_grad and torch.is_grad_enabled():
+        return F.embedding(index, emb.weight, sparse=True)
     return emb.weight.index_select(0, index.reshape(-1)).view(*index.shape, -1)
