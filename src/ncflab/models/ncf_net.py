@@ -66,6 +66,14 @@ class GMFBody(nn.Module):
         p, q = lookup(self.user, users), lookup(self.item, items)
         return p * q if items.dim() == 1 else p[:, None, :] * q
 
+    def rank(self, users: torch.Tensor, items: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """hᵀφ for users (B,) and candidate sets items (B | 1, C) → (B, C), without the
+        (B, C, f) products: hᵀ(p ⊙ q) = (h ⊙ p)ᵀq, one matrix product."""
+        p, q = lookup(self.user, users) * h, lookup(self.item, items)
+        if items.shape[0] == 1:  # every user against the same items
+            return p @ q[0].T
+        return torch.bmm(q, p[:, :, None])[..., 0]
+
 
 class MLPBody(nn.Module):
     """MLP (Eq. 10): embeddings (n, layers[0] / 2), then ReLU layers of widths layers[1:]."""
@@ -96,10 +104,14 @@ class MLPBody(nn.Module):
             z = torch.relu(first(torch.cat([p, q], -1)))
         else:  # W [p; q] + b = (W_u p + b) + W_i q: once per user, once per item.
             w, d = first.weight, self.dim
-            z = torch.relu(torch.addmm(first.bias, p, w[:, :d].T)[:, None, :] + q @ w[:, d:].T)
+            z = _relu(torch.addmm(first.bias, p, w[:, :d].T)[:, None, :] + q @ w[:, d:].T)
         for layer in rest:
-            z = torch.relu(layer(z))
+            z = _relu(layer(z))
         return z
+
+    def rank(self, users: torch.Tensor, items: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """hᵀφ^MLP for users (B,) and candidate sets items (B | 1, C) → (B, C)."""
+        return self(users, items) @ h
 
 
 class NCFNet(nn.Module):
@@ -124,16 +136,21 @@ class NCFNet(nn.Module):
     def logits(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Logits hᵀφ + b (ŷ = σ of them) of users (B,) and items (B,) → (B,), or of candidate
         sets items (B | 1, C) → (B, C)."""
+        if items.dim() == 2:  # ranking: hᵀ[φ_1; φ_2] = h_1ᵀφ_1 + h_2ᵀφ_2, never concatenated
+            hs = self.out.weight[0].split([body.width for body in self.bodies])
+            parts = [body.rank(users, items, h) for body, h in zip(self.bodies, hs, strict=True)]
+            return sum(parts[1:], parts[0]) + self.out.bias
         phis = [body(users, items) for body in self.bodies]
-        if len(phis) > 1:  # training's (B,) items need no broadcast (nor its backward)
-            phis = [torch.cat(phis if items.dim() == 1 else _broadcast(phis), -1)]
+        if len(phis) > 1:
+            phis = [torch.cat(phis, -1)]
         phi = phis[0]
         return self.out(phi)[..., 0]
 
 
-def _broadcast(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    lead = torch.broadcast_shapes(*(t.shape[:-1] for t in tensors))
-    return [t.expand(*lead, -1) for t in tensors]
+def _relu(z: torch.Tensor) -> torch.Tensor:
+    """ReLU, in place when no gradient is recorded (ranking): the (B, C, width) activations are
+    the bulk of scoring, and a copy per layer was a fifth of NeuMF's full ranking."""
+    return torch.relu(z) if torch.is_grad_enabled() else z.relu_()
 
 
 @torch.no_grad()
