@@ -6,9 +6,10 @@ The estimator that trains and ranks with it is ``ncflab.models.jncf.JNCF``.
 Speed: the first DF layer is an embedding bag over the nonzeros of v_u / v_i, weighted by the
 ratings (``sparse_input.SparseLinear`` over ``RatingGraph`` bags), so a minibatch costs O(nnz of
 its rows), never a dense (B, n_items) input; users and items repeated in a minibatch are
-computed once. For J-NCFc the first DI layer splits as W [z_u; z_i] = W_u z_u + W_i z_i, so it
-is applied once per user and once per item, and ranking all items for a user costs one add,
-ReLU and the small DI tail per item.
+computed once, and a minibatch whose items hold most of R (ML-1M at batch 4096) computes every
+item's column instead (``RatingGraph.item_layer``). For J-NCFc the first DI layer splits as
+W [z_u; z_i] = W_u z_u + W_i z_i, so it is applied once per user and once per item, and ranking
+all items for a user costs one add, ReLU and the small DI tail per item.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ class JNCFModule(nn.Module):
         positive. With ``mask`` (B,) = y_ui, the positive's v_u and v_i omit y_ui."""
         uu, inv_u = torch.unique(users, return_inverse=True)  # each user/item computed once
         ii, inv_i = torch.unique(items, return_inverse=True)
-        pre_u = self.user_in(*graph.user_bag(uu))
-        pre_i = self.item_in(*graph.item_bag(ii))
+        pre_u = graph.user_layer(self.user_in, uu)
+        pre_i = graph.item_layer(self.item_in, ii)
         p = self.project_user(self.user_mlp(F.relu(pre_u)))[inv_u][:, None]  # (B, 1, w)
         q = self.project_item(self.item_mlp(F.relu(pre_i)))[inv_i]  # (B, 1 + n_neg, w)
         logits = self.head(self.combine(p, q))
