@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -178,7 +179,15 @@ def test_torchrun_trains_one_run_and_says_it_once(tmp_path) -> None:
         "-m", "bpr", "-d", str(ratings), "-p", "ncf", "--set", "params.epochs=2",
         "--set", "train.threads=1", "-o", str(out),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    # A session of its own: on a timeout the ranks are killed with torchrun, not left behind.
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    done = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((out / "metrics.json").read_text())
     assert record["processes"] == 2
