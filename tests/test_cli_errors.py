@@ -64,6 +64,13 @@ def test_cuda_without_cuda_is_said_plainly(cli, ratings_csv, monkeypatch) -> Non
     _one_line_error(res, "no CUDA device", "cpu")
 
 
+def test_a_fit_over_the_memory_limit_is_refused_in_one_line(cli, ratings_csv, monkeypatch):
+    monkeypatch.setenv("NCFLAB_MEMORY_LIMIT", "1K")
+    res = cli(*BPR, "-d", ratings_csv)
+    _one_line_error(res, "NCFLAB_MEMORY_LIMIT", "1.0 KiB")
+    assert "bug" not in res.output
+
+
 def test_files_that_are_not_there_or_not_data(cli, tmp_path, ratings_csv) -> None:
     _one_line_error(cli(*BPR, "-d", tmp_path / "nope.csv"), "nope.csv")
     bad = tmp_path / "bad.csv"

@@ -66,6 +66,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
         ImportError,
         NonFiniteLossError,
         torch.OutOfMemoryError,
+        # A fit refused by its memory estimate (memory.MemoryLimitError) or an allocation the
+        # machine could not make: a state of the machine and the data's size, not a bug.
+        MemoryError,
     )
 
 
