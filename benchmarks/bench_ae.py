@@ -1,52 +1,47 @@
 """Training epoch time of the user-row autoencoders CDAE, Mult-VAE and Mult-DAE.
 
-    python benchmarks/bench_ae.py --data-dir /work/shared/data [--threads 1 2] [--runs 5]
-        [--models cdae multvae multdae]
+    python benchmarks/bench_ae.py --data-dir /work/shared/data [--threads-list 1 2]
+        [--repeat 5] [--models cdae multvae multdae] [--threads 1] [--out FILE]
 
 Data: ML-1M under the ``jca`` preset (ratings >= 4, the authors' > 5-positive filter, per-user
 80/20, 10 % of train as validation), seed 0; the models train on the 72 % train part. For each
-model and thread count: ``--runs`` + 1 epochs of a real ``fit`` with default hyperparameters
-(the first epoch, which pays one-off costs, is dropped); prints the median epoch time and user
-rows per second (training users / epoch time: every row is encoded and decoded once an epoch).
-Target (issue 7): a CDAE epoch on ML-1M < 5 s on the 2-core CPU.
+model and thread count: ``--repeat`` + 1 epochs of a real ``fit`` with default hyperparameters
+(the first epoch, which pays one-off costs, is dropped); one JSON line with the median epoch
+seconds (``min``, ``max``, ``times``) and user rows per second as ``samples_per_s`` (training
+users / epoch time: every row is encoded and decoded once an epoch).
+Target: a CDAE epoch on ML-1M < 5 s on the 2-core CPU.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import numpy as np
-import torch
+from harness import add_threads_list, emit, load_split, parser, setup, thread_counts
 
-from ncflab.data.datasets import load_dataset
-from ncflab.experiments.presets import get_protocol, make_split
 from ncflab.models import MODELS, FitOptions
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--models", nargs="+", default=["cdae", "multvae", "multdae"])
-    args = parser.parse_args()
-    split = make_split(get_protocol("jca"), load_dataset("ml-1m", data_dir=args.data_dir), seed=0)
-    train = split.train
+    p = parser(__doc__)
+    add_threads_list(p)
+    p.add_argument("--models", nargs="+", default=["cdae", "multvae", "multdae"])
+    p.set_defaults(repeat=5)
+    args = p.parse_args()
+    setup(args)
+    train = load_split("ml-1m", "jca", args.data_dir).train
     rows = int((np.diff(train.csr("binary").indptr) > 0).sum())
-    print(f"ml-1m jca split: {train.n_users} users x {train.n_items} items, {len(train)} train")
     for name in args.models:
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            model = MODELS[name](epochs=args.runs + 1, seed=0)
-            model.fit(train, FitOptions(device="cpu"))
+        for at in thread_counts(args):
+            model = MODELS[name](epochs=args.repeat + 1, seed=0)
+            model.fit(train, FitOptions(device=args.device))
             epochs = [r["seconds"] for r in model.history_[1:]]
-            epoch = statistics.median(epochs)
-            print(
-                f"{name:8s} threads={threads}: epoch {epoch:.2f} s (min {min(epochs):.2f}, "
-                f"max {max(epochs):.2f}), {rows / epoch:,.0f} rows/s "
-                f"(median of {args.runs})"
-            )
+            emit(
+                at, model=name, dataset="ml-1m/jca", seconds=statistics.median(epochs),
+                batch=getattr(model, "batch_size", None), runs=len(epochs), samples=rows,
+                what="epoch", min=round(min(epochs), 3), max=round(max(epochs), 3),
+                times=[round(t, 3) for t in epochs], users=rows,
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,36 +2,27 @@
 with their defaults: ``ease``, ``itemknn``, ``userknn``, ``p3alpha``, ``rp3beta``, ``puresvd``
 (and ``slim`` with ``--slim``: about two minutes per fit).
 
-    python benchmarks/bench_classic.py --data-dir /work/shared/data [--repeats 3]
-        [--threads 1 2] [--models ease itemknn] [--slim]
+    python benchmarks/bench_classic.py --data-dir /work/shared/data [--repeat 3]
+        [--threads-list 1 2] [--models ease itemknn] [--slim] [--threads 1] [--out FILE]
 
-For each thread count and model: the median (min, max) wall seconds of ``fit`` over
-``--repeats`` fits, the median process CPU seconds (on a shared machine, wall time overstates
-the work), the stored model's size and the process's peak resident memory so far. Targets on
-this 2-core machine (issue 6): EASE under 10 s, ItemKNN under 5 s, SLIM under 2 minutes.
+For each thread count and model, one JSON line: the median wall seconds of ``fit`` over
+``--repeat`` fits (``min``, ``max``; SLIM: one fit), the median process CPU seconds
+(``cpu_s``: on a shared machine, wall time overstates the work), the stored model's size
+(``model_mb``) and the process's peak resident memory so far (``peak_mb``). Targets on this
+2-core machine: EASE under 10 s, ItemKNN under 5 s, SLIM under 2 minutes.
 ``benchmarks/bench_mf.py`` times the ALS epochs, ``benchmarks/bench_slim.py`` SLIM's solver.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import resource
+import statistics
 import time
-from pathlib import Path
 
-import numpy as np
-import torch
+from harness import add_threads_list, emit, load_split, parser, setup, thread_counts
 
-from ncflab.data.datasets import load_dataset
-from ncflab.experiments.presets import get_protocol, make_split
 from ncflab.models import MODELS
 
 FAST = ("ease", "itemknn", "userknn", "p3alpha", "rp3beta", "puresvd")
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def state_mb(model: object) -> float:
@@ -40,21 +31,19 @@ def state_mb(model: object) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=os.environ.get("NCFLAB_DATA_DIR"))
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1])
-    parser.add_argument("--models", nargs="+", default=list(FAST))
-    parser.add_argument("--slim", action="store_true", help="also time slim (one fit)")
-    args = parser.parse_args()
-    data = load_dataset("ml-1m", data_dir=args.data_dir, download=False)
-    train = make_split(get_protocol("ncf"), data, seed=0).train
-    print(f"ml-1m train: {train.n_users} users, {train.n_items} items, {len(train)} records")
+    p = parser(__doc__)
+    add_threads_list(p)
+    p.add_argument("--models", nargs="+", default=list(FAST))
+    p.add_argument("--slim", action="store_true", help="also time slim (one fit)")
+    args = p.parse_args()
+    if args.device != "cpu":
+        p.error("these fits run on the CPU only")
+    setup(args)
+    train = load_split("ml-1m", "ncf", args.data_dir).train
     names = list(args.models) + (["slim"] if args.slim else [])
-    for threads in args.threads:
-        torch.set_num_threads(threads)
+    for at in thread_counts(args):
         for name in names:
-            repeats = 1 if name == "slim" else args.repeats
+            repeats = 1 if name == "slim" else args.repeat
             wall, cpu = [], []
             for _ in range(repeats):
                 model = MODELS[name]()
@@ -62,13 +51,11 @@ def main() -> None:
                 model.fit(train)
                 wall.append(time.perf_counter() - w0)
                 cpu.append(time.process_time() - c0)
-            wall_a = np.array(wall)
-            print(
-                f"{name:8s} threads={threads}: fit {np.median(wall_a):6.2f} s "
-                f"({wall_a.min():.2f}–{wall_a.max():.2f}, {repeats} fits), CPU "
-                f"{np.median(cpu):6.2f} s, model {state_mb(model):6.1f} MB, "
-                f"peak RSS {peak_mb():.0f} MB"
-            )
+            emit(
+                at, model=name, dataset="ml-1m/ncf", seconds=statistics.median(wall),
+                runs=repeats, what="fit", min=round(min(wall), 3), max=round(max(wall), 3),
+                cpu_s=round(statistics.median(cpu), 3), model_mb=round(state_mb(model), 1),
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

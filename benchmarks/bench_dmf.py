@@ -1,25 +1,27 @@
 """Training speed, peak memory and ranking latency of DMF (default configuration).
 
     python benchmarks/bench_dmf.py --data-dir /work/shared/data [--datasets ml-1m]
-        [--threads 1 2] [--runs 3] [--steps 40] [--batch-sizes 4096 256] [--n-neg 4]
+        [--threads-list 1 2] [--repeat 3] [--steps 40] [--batch-sizes 4096 256] [--n-neg 4]
+        [--threads 1] [--out FILE]
 
-For each dataset, thread count and batch size: the time of ``--steps`` training steps taken
-exactly as ``DMF.fit`` takes them (a fraction of an epoch; the epoch time is extrapolated from
-it), samples per second (positives and their ``n_neg`` negatives) and the latency of a top-10
-list for one user over all items (median over 200 users, item vectors cached as in evaluation).
-Medians of ``--runs`` runs. Peak memory is the process's ``ru_maxrss`` at the end (it includes
-every earlier dataset). Data is the whole data set as training input (a leave-one-out split's
-epoch is ~1% shorter). Target (issue 7): an ML-1M epoch under 60 s on a 2-core CPU.
+For each dataset, thread count and batch size, one JSON line (``what`` "epoch"): the time of
+``--steps`` training steps taken exactly as ``DMF.fit`` takes them (a fraction of an epoch,
+after one untimed warm-up step; ``seconds`` is the epoch time extrapolated from it, ``step_ms``
+the time per step), samples per second (positives and their ``n_neg`` negatives), the median
+of ``--repeat`` runs. Then per dataset and thread count (``what`` "top10"): the latency of a
+top-10 list for one user over all items (median over 200 users, item vectors cached as in
+evaluation). ``peak_mb`` is the process's max RSS so far (it includes every earlier dataset).
+Data is the whole data set as training input (a leave-one-out split's epoch is ~1% shorter).
+Target: an ML-1M epoch under 60 s on a 2-core CPU.
 """
 
 from __future__ import annotations
 
-import argparse
-import resource
 import time
 
 import numpy as np
 import torch
+from harness import add_threads_list, emit, parser, setup, thread_counts
 
 from ncflab.data.datasets import load_dataset
 from ncflab.data.interactions import Interactions
@@ -80,43 +82,38 @@ def top10_latency(model: DMF, n_users: int, rng: np.random.Generator) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", required=True)
-    ap.add_argument("--datasets", nargs="+", default=["ml-1m"])
-    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[DMF().batch_size])
-    ap.add_argument("--n-neg", type=int, default=DMF().n_neg)
-    args = ap.parse_args()
+    p = parser(__doc__)
+    add_threads_list(p)
+    p.add_argument("--datasets", nargs="+", default=["ml-1m"])
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[DMF().batch_size])
+    p.add_argument("--n-neg", type=int, default=DMF().n_neg)
+    args = p.parse_args()
+    if args.device != "cpu":
+        p.error("the steps are timed on the CPU only")
+    setup(args)
     for name in args.datasets:
         train = load_dataset(name, data_dir=args.data_dir, download=False)
-        for threads in args.threads:
-            torch.set_num_threads(threads)
+        for at in thread_counts(args):
             for bs in args.batch_sizes:
                 model = DMF(batch_size=bs, n_neg=args.n_neg)
                 runs = [
-                    time_steps(train, model.clone(seed=s), args.steps) for s in range(args.runs)
+                    time_steps(train, model.clone(seed=s), args.steps) for s in range(args.repeat)
                 ]
                 per_step, n_steps = float(np.median([t for t, _ in runs])), runs[0][1]
                 epoch = per_step * n_steps
-                samples = len(train) * (1 + args.n_neg)
-                print(
-                    f"{name} threads={threads} batch={bs} n_neg={args.n_neg}: "
-                    f"{per_step * 1e3:.1f} ms/step, epoch ≈ {epoch:.1f} s ({n_steps} steps), "
-                    f"{samples / epoch:,.0f} samples/s ({len(train) / epoch:,.0f} positives/s)",
-                    flush=True,
-                )
+                emit(
+                    at, model="dmf", dataset=name, seconds=epoch, batch=bs, runs=len(runs),
+                    samples=len(train) * (1 + args.n_neg), what="epoch", extrapolated=True,
+                    step_ms=round(per_step * 1e3, 2), steps_timed=min(args.steps, n_steps - 1),
+                    steps_per_epoch=n_steps, n_neg=args.n_neg,
+                    positives_per_s=round(len(train) / epoch),
+                )  # fmt: skip
             latency = top10_latency(
                 untrained(train, DMF()), train.n_users, np.random.default_rng(0)
             )
-            print(
-                f"{name} threads={threads}: top-10 for one user over {train.n_items} items "
-                f"{latency * 1e3:.2f} ms",
-                flush=True,
-            )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"peak memory (ru_maxrss) {peak:.2f} GB")
+            emit(at, model="dmf", dataset=name, seconds=latency, runs=200, what="top10",
+                 ms=round(latency * 1e3, 3), items=train.n_items)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,24 +1,23 @@
 """Time full-ranking and sampled (99 negatives) evaluation of a dot-product model on ML-1M.
 
-    python benchmarks/bench_eval.py --data-dir /work/shared/data [--runs 5] [--threads 1 2]
+    python benchmarks/bench_eval.py --data-dir /work/shared/data [--repeat 5]
+        [--threads-list 1 2] [--batch-size 1024] [--threads 1] [--out FILE]
 
 The model has random 64-d user and item embeddings (score = U Vᵀ); the split is leave-one-out by
-time with the second-latest record as validation, and 99 sampled negatives per user. Prints the
-median (min, max) wall time of each protocol over ``--runs`` runs for each thread count.
+time with the second-latest record as validation, and 99 sampled negatives per user. After one
+untimed warm-up evaluation (whose figures the line carries: ``users``, ``HR@10``, ``NDCG@10``),
+one JSON line per thread count and protocol with the median wall seconds (``min``, ``max``) of
+``--repeat`` evaluations; ``batch`` is the evaluation's users per scoring batch.
 Targets on a 2-core machine: full ranking of all 6,040 users < 3 s, sampled < 1 s.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
+from harness import add_threads_list, emit, median_of, parser, setup, thread_counts
 
 from ncflab.data.datasets import load_dataset
 from ncflab.data.interactions import Interactions
@@ -51,40 +50,30 @@ class DotProduct(Recommender):
         return torch.einsum("bd,bcd->bc", u, self.items_[torch.as_tensor(items)])
 
 
-def timed(fn, runs: int) -> np.ndarray:
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return np.array(out)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_dir = os.environ.get("NCFLAB_DATA_DIR", "/work/shared/data")
-    parser.add_argument("--data-dir", type=Path, default=Path(default_dir))
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--batch-size", type=int, default=1024)
-    args = parser.parse_args()
+    p = parser(__doc__)
+    add_threads_list(p)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.set_defaults(repeat=5)
+    args = p.parse_args()
+    if args.device != "cpu":
+        p.error("the stand-in model scores on the CPU only")
+    setup(args)
     inter = load_dataset("ml-1m", data_dir=args.data_dir, download=False)
     split = with_negatives(leave_one_out(inter, validation="latest"), 99, seed=0)
     model = DotProduct(seed=0).fit(split.train)
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"ml-1m: {inter.n_users:,} users x {inter.n_items:,} items, {len(inter):,} records")
-    print(f"torch {torch.__version__}, numpy {np.__version__}, runs {args.runs}")
-    for threads in args.threads:
-        torch.set_num_threads(threads)
+    for at in thread_counts(args):
         for protocol in ("full", "sampled"):
             kw = {"protocol": protocol, "ks": (10,), "batch_size": args.batch_size}
-            result = evaluate(model, split, **kw)  # warm-up, and the figures to print
-            t = timed(lambda kw=kw: evaluate(model, split, **kw), args.runs)
-            print(
-                f"threads {threads}  {protocol:>7}: median {np.median(t):.3f} s "
-                f"(min {t.min():.3f}, max {t.max():.3f})  {result.n_users} users  "
-                f"HR@10 {result.means['HR@10']:.4f}  NDCG@10 {result.means['NDCG@10']:.4f}"
-            )
+            result = evaluate(model, split, **kw)  # warm-up, and the figures to record
+            seconds, times = median_of(lambda kw=kw: evaluate(model, split, **kw), args.repeat)
+            emit(
+                at, model="dot-64", dataset="ml-1m/loo-latest", seconds=seconds,
+                batch=args.batch_size, runs=len(times), what="evaluate", protocol=protocol,
+                negatives=99, min=round(min(times), 4), max=round(max(times), 4),
+                users=result.n_users,
+                **{k: round(result.means[k], 4) for k in ("HR@10", "NDCG@10")},
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

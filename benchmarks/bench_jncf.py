@@ -1,26 +1,28 @@
 """Training speed, peak memory and ranking latency of J-NCF (default configuration).
 
     python benchmarks/bench_jncf.py --data-dir /work/shared/data [--datasets ml-100k ml-1m]
-        [--threads 1 2] [--runs 3] [--steps 200] [--batch-sizes 256]
+        [--threads-list 1 2] [--repeat 3] [--steps 200] [--batch-sizes 256]
+        [--fit-epoch ml-100k] [--threads 1] [--out FILE]
 
-For each dataset and thread count: the time of ``--steps`` training steps (a fraction of an
-epoch; the epoch time is extrapolated from it, and ml-100k also runs one real ``fit`` epoch to
-check the extrapolation), samples per second (positives, each with its ``n_neg`` negatives),
-and the latency of a top-10 list for one user over all items (median over 200 users, with the
-item side cached as in evaluation). Medians of ``--runs`` runs. Peak memory is the process's
-``ru_maxrss`` at the end (it includes every earlier dataset). Data is the whole data set as
-training input (the epoch of a leave-one-out split is ~1% shorter).
-Targets (issue 3): ML-1M epoch < 30 s on a 2-core CPU, peak memory < 4 GB, top-10 < 5 ms.
+For each dataset, thread count and batch size, one JSON line (``what`` "epoch"): the time of
+``--steps`` training steps (a fraction of an epoch; ``seconds`` is the epoch time extrapolated
+from it, ``step_ms`` the time per step), samples per second (positives, each with its 4
+negatives), the median of ``--repeat`` runs. Per dataset and thread count, the datasets in
+``--fit-epoch`` (ml-100k by default) also run one real ``fit`` epoch to check the extrapolation
+(``what`` "fit-epoch", setup included), and the latency of a top-10 list for one user over all
+items (``what`` "top10", median over 200 users, with the item side cached as in evaluation).
+``peak_mb`` is the process's max RSS so far (it includes every earlier dataset). Data is the
+whole data set as training input (the epoch of a leave-one-out split is ~1% shorter).
+Targets: ML-1M epoch < 30 s on a 2-core CPU, peak memory < 4 GB, top-10 < 5 ms.
 """
 
 from __future__ import annotations
 
-import argparse
-import resource
 import time
 
 import numpy as np
 import torch
+from harness import add_threads_list, emit, parser, setup, thread_counts
 
 from ncflab.data.datasets import load_dataset
 from ncflab.data.interactions import Interactions
@@ -74,44 +76,40 @@ def top10_latency(model: JNCF, n_users: int, rng: np.random.Generator) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", required=True)
-    ap.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-1m"])
-    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--batch-sizes", nargs="+", type=int, default=[256])
-    ap.add_argument("--fit-epoch", nargs="*", default=["ml-100k"], help="also time a real epoch")
-    args = ap.parse_args()
+    p = parser(__doc__)
+    add_threads_list(p)
+    p.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-1m"])
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[256])
+    p.add_argument("--fit-epoch", nargs="*", default=["ml-100k"], help="also time a real epoch")
+    args = p.parse_args()
+    if args.device != "cpu":
+        p.error("the steps are timed on the CPU only")
+    setup(args)
     for name in args.datasets:
         train = load_dataset(name, data_dir=args.data_dir, download=False)
-        for threads in args.threads:
-            torch.set_num_threads(threads)
+        for at in thread_counts(args):
             for bs in args.batch_sizes:
-                runs = [time_steps(train, bs, args.steps, seed) for seed in range(args.runs)]
+                runs = [time_steps(train, bs, args.steps, seed) for seed in range(args.repeat)]
                 n_steps = runs[0][1]
-                per_step = np.median([t / min(args.steps, n_steps) for t, _ in runs])
+                per_step = float(np.median([t / min(args.steps, n_steps) for t, _ in runs]))
                 epoch = per_step * n_steps
-                print(
-                    f"{name} threads={threads} batch={bs}: {per_step * 1e3:.1f} ms/step, "
-                    f"epoch ≈ {epoch:.1f} s ({n_steps} steps, from {min(args.steps, n_steps)}), "
-                    f"{len(train) / epoch:,.0f} positives/s ({len(train) * 5 / epoch:,.0f} "
-                    f"samples/s with 4 negatives)", flush=True,
+                emit(
+                    at, model="jncf", dataset=name, seconds=epoch, batch=bs, runs=len(runs),
+                    samples=len(train) * 5, what="epoch", extrapolated=True,
+                    step_ms=round(per_step * 1e3, 2), steps_timed=min(args.steps, n_steps),
+                    steps_per_epoch=n_steps, n_neg=4, positives_per_s=round(len(train) / epoch),
                 )  # fmt: skip
             # Latency does not depend on the weights: fit one epoch only where asked.
-            model, fit = untrained(train, JNCF(epochs=1)), ""
+            model = untrained(train, JNCF(epochs=1))
             if name in args.fit_epoch:
                 t0 = time.perf_counter()
                 model.fit(train, FitOptions(device="cpu"))
-                fit = f"one real fit epoch {time.perf_counter() - t0:.1f} s; "
+                emit(at, model="jncf", dataset=name, seconds=time.perf_counter() - t0,
+                     batch=model.batch_size, what="fit-epoch")  # fmt: skip
             latency = top10_latency(model, train.n_users, np.random.default_rng(0))
-            print(
-                f"{name} threads={threads}: {fit}top-10 for one user over {train.n_items} "
-                f"items {latency * 1e3:.2f} ms",
-                flush=True,
-            )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"peak memory (ru_maxrss) {peak:.2f} GB")
+            emit(at, model="jncf", dataset=name, seconds=latency, runs=200, what="top10",
+                 ms=round(latency * 1e3, 3), items=train.n_items)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,32 +2,32 @@
 Dacrema et al.'s call (scikit-learn ``ElasticNet`` on X with column j zeroed).
 
     python benchmarks/bench_slim.py --data-dir /work/shared/data [--workers 1 2] [--columns 20]
+        [--repeat 1] [--threads 1] [--out FILE]
 
-For each ``--workers`` count: the wall time of ``SLIM().fit`` (defaults) and the process's peak
-resident memory so far. Then, on ``--columns`` random columns: milliseconds per column of both
-solvers (the Gram matrix's construction excluded) and the largest difference between their
-weights. Target on a 2-core machine: fit under 2 minutes.
+For each ``--workers`` count, one JSON line (``what`` "fit"): the median wall seconds of
+``--repeat`` fits of ``SLIM()`` (defaults; one fit by default), W's non-zeros (``nnz``) and the
+process's peak resident memory so far. Then, on ``--columns`` random columns, one line per
+solver (``what`` "columns", ``variant`` "elasticnet" or "gram"): the seconds for all the
+columns and ``ms_per_column`` (the Gram matrix's construction excluded), the Gram line with the
+largest difference between their weights (``max_abs_diff``). Target on a 2-core machine: fit
+under 2 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import resource
+import statistics
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-import torch
+from harness import emit, load_split, parser, setup
 
-from ncflab.data.datasets import load_dataset
-from ncflab.experiments.presets import get_protocol, make_split
 from ncflab.models.slim import SLIM, _solve_columns
 
 
-def compare_columns(x, model: SLIM, n_columns: int) -> None:
+def compare_columns(args: argparse.Namespace, x, model: SLIM, n_columns: int) -> None:
     """Per-column time and weights of SLIM's Gram solver against ``ElasticNet`` on sparse X,
     as Dacrema et al. call it (same alpha, l1_ratio, max_iter, tol)."""
     from sklearn.exceptions import ConvergenceWarning
@@ -51,7 +51,7 @@ def compare_columns(x, model: SLIM, n_columns: int) -> None:
             csc.data[start:end] = 0.0  # Dacrema et al.: column j of X zeroed while it is fitted
             reference[j] = enet.fit(csc, y).coef_.copy()
             csc.data[start:end] = saved
-    enet_ms = (time.perf_counter() - t0) / n_columns * 1e3
+    enet_s = time.perf_counter() - t0
     gram = np.asarray((x.T @ x).toarray(), dtype=np.float32)
     l1, l2 = n_users * model.alpha * model.l1_ratio, n_users * model.alpha * (1 - model.l1_ratio)
     t0 = time.perf_counter()
@@ -60,35 +60,39 @@ def compare_columns(x, model: SLIM, n_columns: int) -> None:
         rows, cols, values, _ = _solve_columns(
             columns, gram, csc, l1, l2, n_items, model.max_iter, model.tol
         )  # top_k = n_items: every weight, as ElasticNet returns them
-    gram_ms = (time.perf_counter() - t0) / n_columns * 1e3
+    gram_s = time.perf_counter() - t0
     w = sp.csc_matrix((values, (rows, cols)), shape=(n_items, n_items))
     diff = max(np.abs(w[:, [j]].toarray().ravel() - reference[j]).max() for j in columns)
-    print(
-        f"per column ({n_columns} random columns): ElasticNet on sparse X {enet_ms:.1f} ms, "
-        f"SLIM's Gram solver {gram_ms:.1f} ms; max |w_gram - w_enet| {diff:.2e}"
-    )
+    for variant, seconds, extra in (
+        ("elasticnet", enet_s, {}),
+        ("gram", gram_s, {"max_abs_diff": float(f"{diff:.3g}")}),
+    ):
+        emit(args, model="slim", dataset="ml-1m/ncf", seconds=seconds, what="columns",
+             variant=variant, columns=n_columns,
+             ms_per_column=round(seconds / n_columns * 1e3, 2), **extra)  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=os.environ.get("NCFLAB_DATA_DIR"))
-    parser.add_argument("--workers", type=int, nargs="+", default=[1])
-    parser.add_argument("--columns", type=int, default=20, help="0 skips the comparison")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    data = load_dataset("ml-1m", data_dir=args.data_dir, download=False)
-    split = make_split(get_protocol("ncf"), data, seed=0)
+    p = parser(__doc__)
+    p.add_argument("--workers", type=int, nargs="+", default=[1])
+    p.add_argument("--columns", type=int, default=20, help="0 skips the comparison")
+    p.set_defaults(repeat=1)
+    args = p.parse_args()
+    if args.device != "cpu":
+        p.error("SLIM's fit runs on the CPU only")
+    setup(args)
+    split = load_split("ml-1m", "ncf", args.data_dir)
     for workers in args.workers:
-        t0 = time.perf_counter()
-        model = SLIM().fit(split.train, workers=workers)
-        seconds = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(
-            f"workers {workers}: fit {seconds:.1f} s, W {len(model.w_data_)} non-zeros, "
-            f"peak RSS so far {peak:.0f} MiB"
-        )
+        times, model = [], None
+        for _ in range(max(1, args.repeat)):
+            t0 = time.perf_counter()
+            model = SLIM().fit(split.train, workers=workers)
+            times.append(time.perf_counter() - t0)
+        emit(args, model="slim", dataset="ml-1m/ncf", seconds=statistics.median(times),
+             runs=len(times), what="fit", workers=workers, nnz=len(model.w_data_),
+             times=[round(t, 2) for t in times])  # fmt: skip
     if args.columns:
-        compare_columns(split.train.csr("binary"), SLIM(), args.columns)
+        compare_columns(args, split.train.csr("binary"), SLIM(), args.columns)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ times its variants with ``timed`` or ``median_of``, and writes each measurement 
 ``emit(args, model=…, dataset=…, seconds=…, …)``: one line of JSON with the fields below, plus
 whatever the script adds, to stdout and, with ``--out FILE``, appended to FILE. Why one format:
 the figures in docs/ are tables made from these lines, and a line carries what is needed to
-reproduce it (threads, batch, versions, the command).
+reproduce it (threads, batch, versions, the command). A script that compares thread counts
+adds ``add_threads_list(p)`` (``--threads-list 1 2``) and loops over ``thread_counts(args)``.
 
 Fields of every line: ``model``, ``dataset``, ``threads``, ``batch`` (None where no minibatch),
 ``seconds`` (median of the repeats), ``runs`` (how many), ``samples_per_s`` (when the script
@@ -27,14 +28,17 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["emit", "load_split", "median_of", "parser", "peak_mb", "setup", "timed"]
+__all__ = [
+    "add_threads_list", "emit", "load_split", "median_of", "parser", "peak_mb", "setup",
+    "thread_counts", "timed",
+]  # fmt: skip
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -52,6 +56,21 @@ def setup(args: argparse.Namespace) -> None:
     """Apply the common options: the thread count (set explicitly: a shared machine's default
     is every core, which makes timings depend on what else runs)."""
     torch.set_num_threads(args.threads)
+
+
+def add_threads_list(p: argparse.ArgumentParser) -> None:
+    """``--threads-list N [N ...]``: thread counts to measure one after another, in place of
+    the single ``--threads``."""
+    p.add_argument("--threads-list", type=int, nargs="+", metavar="N",
+                   help="thread counts to measure in turn (instead of --threads)")  # fmt: skip
+
+
+def thread_counts(args: argparse.Namespace) -> Iterator[argparse.Namespace]:
+    """Per thread count of ``--threads-list`` (or ``--threads`` alone): a copy of ``args`` with
+    ``threads`` set to it, torch's thread count set too, to pass to ``emit``."""
+    for n in getattr(args, "threads_list", None) or [args.threads]:
+        torch.set_num_threads(n)
+        yield argparse.Namespace(**{**vars(args), "threads": n})
 
 
 def peak_mb() -> float:
