@@ -19,9 +19,11 @@ split (``split_s``), ``fit_s`` (the epoch ``epoch_s``, the in-fit validation
 and test evaluations ``train`` runs after the fit), ``save_s`` (the run folder, until exit),
 ``cpu_s`` (the child's CPU time: on a shared machine the wall times stretch, it does not
 much), ``peak_mb`` (the child's max RSS), ``status`` (ok, refused, error, timeout, memory), the
-error line and the 1-minute load average before and after. ncflab reports every 100th step
-where its stderr is a terminal, so the child's stderr is a pty: ``s_per_step`` and
-``cpu_s_per_step`` are read between the first and the last report.
+error line, the 1-minute load average before and after, and ``code``, the commit measured
+(others commit to the checkout during a long run). ``--env KEY=VALUE`` sets a variable in the
+children (a diagnosis, e.g. glibc's ``MALLOC_MMAP_THRESHOLD_``; recorded as ``env``). ncflab
+reports every 100th step where its stderr is a terminal, so the child's stderr is a pty:
+``s_per_step`` and ``cpu_s_per_step`` are read between the first and the last report.
 """
 
 from __future__ import annotations
@@ -193,6 +195,8 @@ def run_model(model: str, data: Path, work: Path, args: argparse.Namespace) -> N
     env = {**os.environ, "NCFLAB_MEMORY_LIMIT": f"{args.limit_gb}G", "TERM": "xterm",
            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
            "OPENBLAS_NUM_THREADS": threads}  # fmt: skip
+    extra_env = dict(kv.split("=", 1) for kv in args.env)
+    env |= extra_env
     load, version = os.getloadavg()[0], code_version()
     child = Child(cmd, env, limit_mb, args.timeout)
     code, total, cpu, peak = child.wait()
@@ -219,7 +223,7 @@ def run_model(model: str, data: Path, work: Path, args: argparse.Namespace) -> N
             args, model=model, dataset="synthetic amazon-electronics", seconds=total,
             batch=hyper.get_params().get("batch_size"), **timings(run, child.start, total),
             total_s=round(total, 1), cpu_s=round(cpu, 1), status=status, exit=code,
-            killed=child.killed or None, message=message, settings=sets,
+            killed=child.killed or None, message=message, settings=sets, env=extra_env,
             last_step=steps[-1][2:] if steps else None, s_per_step=rate,
             cpu_s_per_step=cpu_rate, limit_gb=args.limit_gb,
             load_1m=[round(load, 2), round(os.getloadavg()[0], 2)],
@@ -236,6 +240,7 @@ def main() -> None:
     p.add_argument("--limit-gb", type=int, default=16, help="memory limit of each child, GiB")
     p.add_argument("--timeout", type=float, default=3000.0, help="CPU seconds per command")
     p.add_argument("--keep-runs", action="store_true", help="keep the run folders")
+    p.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE", help="child environment")
     args = p.parse_args()
     setup(args)
     args.work.mkdir(parents=True, exist_ok=True)
