@@ -110,7 +110,12 @@ def evaluate(
     users = np.flatnonzero(np.diff(rel_csr.indptr) > 0)
     mask_csr = _mask_csr(split, part) if protocol == "full" else None
     miss = split.relevant_in_train == "miss"
-    columns: dict[str, list[np.ndarray]] = {}
+    # The per-user columns are allocated whole at the first batch and filled in place. Why not
+    # a list of per-batch arrays joined at the end: those small arrays outlive each batch and
+    # land inside the heap holes the batch's large temporaries leave, so glibc's allocator can
+    # no longer reuse a hole for the next batch and the heap grows by about a batch's scores
+    # every batch (BPR's sampled validation of 1.2 M users passed 16 GB that way).
+    columns: dict[str, np.ndarray] = {}
     n_dropped = 0
     with torch.no_grad():
         for start in range(0, len(users), batch_size):
@@ -121,10 +126,13 @@ def evaluate(
                 ranked, dropped = _sampled_batch(model, batch, rel_csr, split.negatives)
                 n_dropped += dropped
             for key, value in compute_metrics(ranked, ks, names).items():
-                columns.setdefault(key, []).append(value.cpu().numpy())
+                value = value.cpu().numpy()
+                if key not in columns:
+                    columns[key] = np.empty(len(users), value.dtype)
+                columns[key][start : start + len(batch)] = value
     if n_dropped:
         log.warning("dropping %d sampled negatives that are relevant items", n_dropped)
-    per_user = pd.DataFrame({"user": users, **{k: np.concatenate(v) for k, v in columns.items()}})
+    per_user = pd.DataFrame({"user": users, **columns})
     means = {key: float(per_user[key].mean()) for key in columns}
     means.update(f1_of_means(means))
     seconds = time.perf_counter() - t0

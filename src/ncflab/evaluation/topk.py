@@ -37,7 +37,9 @@ def top_k(
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     users = np.asarray(users, dtype=np.int64).reshape(-1)
-    items_out, scores_out = [], []
+    # Filled in place, not joined from per-batch pieces: small arrays that outlive a batch
+    # fragment the heap between the batches' large score matrices (see protocols.evaluate).
+    items_out, scores_out = np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         scores = torch.as_tensor(model.score(batch), dtype=torch.float32).clone()
@@ -52,8 +54,9 @@ def top_k(
         kept = torch.gather(allowed, 1, top.indices)
         items = torch.where(kept, top.indices, -1)
         values = torch.where(kept, top.values, -torch.inf)
-        items_out.append(items.numpy())
-        scores_out.append(values.numpy())
-    if not items_out:
-        return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-    return np.concatenate(items_out), np.concatenate(scores_out)
+        if start == 0:
+            items_out = np.empty((len(users), items.shape[1]), np.int64)
+            scores_out = np.empty((len(users), items.shape[1]), np.float32)
+        items_out[start : start + len(batch)] = items.numpy()
+        scores_out[start : start + len(batch)] = values.numpy()
+    return items_out, scores_out
