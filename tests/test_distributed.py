@@ -22,8 +22,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from test_contract import block_problem, make
+from torch import nn
 
 from ncflab.models import FitOptions
+from ncflab.training import distributed
 from ncflab.training.distributed import share
 
 WORLD = 2
@@ -127,7 +129,40 @@ def _killed_and_resumed(rank: int, out: Path) -> dict:
             "losses": [[r["loss"] for r in m.history_] for m in (whole, resumed)]}  # fmt: skip
 
 
-JOBS = {"fit": _fit_models, "big_step": _big_step, "resume": _killed_and_resumed}
+def _neumf_step(rank: int, out: Path) -> dict:
+    # NeuMF: sparse-row embedding gradients gathered, its tower's dense ones all-reduced.
+    return (
+        make("neumf", epochs=2, batch_size=105, n_neg=1)
+        .fit(block_problem()[0], FitOptions(device="cpu"))
+        .state_arrays()
+    )
+
+
+def _sparse_grad(rows: list[int], values: torch.Tensor, shape: tuple) -> torch.Tensor:
+    return torch.sparse_coo_tensor(torch.tensor([rows]), values, shape)
+
+
+def _gradients(rank: int, out: Path) -> dict:
+    """``average_gradients`` on hand-made gradients: a table with duplicate rows on rank 0, a
+    dense vector, a one-wide table that only rank 1's minibatch reached, an untouched one."""
+    gen = torch.Generator().manual_seed(rank)
+    table, vector, narrow, untouched = (nn.Parameter(torch.zeros(s))
+                                        for s in [(10, 3), (5,), (6, 1), (4, 2)])  # fmt: skip
+    rows = [[1, 1, 4], [4, 7]][rank]
+    table.grad = _sparse_grad(rows, torch.randn(len(rows), 3, generator=gen), (10, 3))
+    vector.grad = torch.randn(5, generator=gen)
+    if rank == 1:
+        narrow.grad = _sparse_grad([5, 0], torch.randn(2, 1, generator=gen), (6, 1))
+    reached = torch.zeros(6, 1) if narrow.grad is None else narrow.grad.to_dense()
+    given = {"table": table.grad.to_dense(), "vector": vector.grad.clone(), "narrow": reached}
+    distributed.average_gradients([table, vector, narrow, untouched])
+    return {"given": given, "sparse": [table.grad.is_sparse, narrow.grad.is_sparse],
+            "mean": {"table": table.grad.to_dense(), "vector": vector.grad,
+                     "narrow": narrow.grad.to_dense(), "untouched": untouched.grad}}  # fmt: skip
+
+
+JOBS = {"fit": _fit_models, "big_step": _big_step, "resume": _killed_and_resumed,
+        "neumf_step": _neumf_step, "gradients": _gradients}  # fmt: skip
 
 
 def test_ranks_stay_identical_and_only_rank_0_validates(tmp_path) -> None:
@@ -151,6 +186,30 @@ def test_a_data_parallel_step_is_the_step_of_the_union_minibatch(tmp_path) -> No
     # …and not merely close to any fit: the data-parallel fit differs from batch 105 alone.
     alone = _bpr(105).fit(block_problem()[0], FitOptions(device="cpu")).state_arrays()
     assert not all(torch.allclose(ranks[0][k], v, atol=1e-3) for k, v in alone.items())
+
+
+def test_gathered_row_gradients_are_the_mean_of_the_ranks(tmp_path) -> None:
+    ranks = _spawn("gradients", tmp_path)
+    for name in ("table", "vector", "narrow"):
+        want = (ranks[0]["given"][name] + ranks[1]["given"][name]) / 2
+        for r in ranks:
+            torch.testing.assert_close(r["mean"][name], want, rtol=0, atol=1e-7)
+    assert torch.equal(ranks[0]["mean"]["untouched"], torch.zeros(4, 2))
+    assert ranks[0]["sparse"] == ranks[1]["sparse"] == [True, True]  # gathered, not densified
+
+
+def test_a_data_parallel_neumf_step_is_the_step_of_the_union_minibatch(tmp_path) -> None:
+    ranks = _spawn("neumf_step", tmp_path)
+    for key, value in ranks[0].items():
+        assert torch.equal(value, ranks[1][key]), key
+    torch.set_num_threads(1)
+    one_process = (
+        make("neumf", epochs=2, batch_size=210, n_neg=1)
+        .fit(block_problem()[0], FitOptions(device="cpu"))
+        .state_arrays()
+    )
+    for key, value in one_process.items():
+        torch.testing.assert_close(ranks[0][key], value, rtol=1e-4, atol=1e-6)
 
 
 def test_a_killed_data_parallel_fit_resumes_to_the_uninterrupted_one(tmp_path) -> None:
