@@ -130,7 +130,9 @@ def _killed_and_resumed(rank: int, out: Path) -> dict:
 
 
 def _neumf_step(rank: int, out: Path) -> dict:
-    # NeuMF: sparse-row embedding gradients gathered, its tower's dense ones all-reduced.
+    # NeuMF: sparse-row embedding gradients gathered (however small the tables), its tower's
+    # dense ones all-reduced.
+    distributed.GATHER_ABOVE_BYTES = 0
     return (
         make("neumf", epochs=2, batch_size=105, n_neg=1)
         .fit(block_problem()[0], FitOptions(device="cpu"))
@@ -148,6 +150,7 @@ def _gradients(rank: int, out: Path) -> dict:
     gen = torch.Generator().manual_seed(rank)
     table, vector, narrow, untouched = (nn.Parameter(torch.zeros(s))
                                         for s in [(10, 3), (5,), (6, 1), (4, 2)])  # fmt: skip
+    distributed.GATHER_ABOVE_BYTES = 0
     rows = [[1, 1, 4], [4, 7]][rank]
     table.grad = _sparse_grad(rows, torch.randn(len(rows), 3, generator=gen), (10, 3))
     vector.grad = torch.randn(5, generator=gen)

@@ -146,6 +146,13 @@ def broadcast_parameters(module: nn.Module) -> None:
 
 _steps = 0
 
+# Sparse row gradients are gathered (rows only) when their tables' dense form is at least this
+# large, and densified into the one all-reduce below it. Why a threshold: gathering costs three
+# collectives a step instead of one, and on ML-1M's tables (NeuMF: 5 MB of embeddings) that
+# latency cost more than the bytes saved (docs/speed.md); at a catalogue of Amazon Electronics'
+# size a dense table gradient is hundreds of MB a step and gathering the touched rows wins.
+GATHER_ABOVE_BYTES = 64 << 20
+
 
 def steps_taken() -> int:
     """Data-parallel steps this process has taken (a run tells from it whether a fit had any)."""
@@ -157,12 +164,13 @@ def average_gradients(params: list[nn.Parameter]) -> None:
 
     Dense gradients go in one all-reduce of one flat buffer (a parameter a rank's minibatch
     did not reach counts as a zero gradient there). Sparse row gradients (embedding tables
-    under ``RowAdam`` or SGD) are gathered instead of densified: every rank sends the rows its
-    minibatch touched, and each rank's gradient becomes all ranks' rows, in rank order, their
-    values divided by N. Why: a table's dense gradient is the whole table (1.2 M floats for
-    NeuMF on ML-1M), while a step touches a few hundred rows; summing the gathered rows
-    (``RowAdam``'s ``index_add_``, SGD's sparse update) is the same mean up to float rounding,
-    and every rank gets the same rows in the same order, so the ranks stay identical.
+    under ``RowAdam`` or SGD) of large tables are gathered instead of densified: every rank
+    sends the rows its minibatch touched, and each rank's gradient becomes all ranks' rows, in
+    rank order, their values divided by N. Why: a table's dense gradient is the whole table
+    (hundreds of MB at Amazon Electronics' 1.2 M users), while a step touches a few thousand
+    rows; summing the gathered rows (``RowAdam``'s ``index_add_``, SGD's sparse update) is the
+    same mean up to float rounding, and every rank gets the same rows in the same order, so the
+    ranks stay identical. Small tables go into the all-reduce (``GATHER_ABOVE_BYTES``).
     """
     global _steps
     world = world_size()
@@ -170,24 +178,37 @@ def average_gradients(params: list[nn.Parameter]) -> None:
         return
     _steps += 1
     device = params[0].device if params else torch.device("cpu")
-    # Per rank and parameter: touched rows of a sparse gradient, -1 dense, -2 none. Gathered
-    # first: the sparse buffers' sizes differ between ranks, and a parameter is gathered as
-    # sparse rows when its gradient is sparse on any rank.
-    counts = torch.tensor(
-        [-2 if p.grad is None else p.grad._nnz() if p.grad.is_sparse else -1 for p in params],
-        dtype=torch.int64,
-        device=device,
-    )
-    every = _all_gather(counts, world)
-    rows = every.clamp_min(0)
-    sparse = (every >= 0).any(0).tolist()
-    for p, is_sparse, kinds in zip(params, sparse, every.T.tolist(), strict=True):
-        if is_sparse and -1 in kinds:
-            raise RuntimeError(f"a parameter of shape {tuple(p.shape)} has a sparse gradient "
-                               "on some ranks and a dense one on others")  # fmt: skip
+    # Sparse row gradients are gathered only where their tables are large (GATHER_ABOVE_BYTES).
+    # The test is on what every rank knows alike (the sizes of the parameters whose gradient is
+    # sparse or absent here: which ones those are follows from the model, not the minibatch),
+    # so all ranks take the same branch and call the same collectives.
+    maybe_rows = sum(p.numel() * p.element_size() for p in params
+                     if p.grad is None or p.grad.is_sparse)  # fmt: skip
+    sparse = [False] * len(params)
+    rows = torch.zeros((world, 0), dtype=torch.int64)
+    if maybe_rows >= GATHER_ABOVE_BYTES:
+        # Per rank and parameter: touched rows of a sparse gradient, -1 dense, -2 none.
+        # Gathered first: the sparse buffers' sizes differ between ranks, and a parameter is
+        # gathered as sparse rows when its gradient is sparse on any rank.
+        counts = torch.tensor(
+            [-2 if p.grad is None else p.grad._nnz() if p.grad.is_sparse else -1
+             for p in params],
+            dtype=torch.int64,
+            device=device,
+        )  # fmt: skip
+        every = _all_gather(counts, world)
+        rows = every.clamp_min(0)
+        sparse = (every >= 0).any(0).tolist()
+        for p, is_sparse, kinds in zip(params, sparse, every.T.tolist(), strict=True):
+            if is_sparse and -1 in kinds:
+                raise RuntimeError(f"a parameter of shape {tuple(p.shape)} has a sparse "
+                                   "gradient on some ranks and a dense one on others")  # fmt: skip
     dense = [p for p, s in zip(params, sparse, strict=True) if not s]
     if dense:
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in dense]
+        grads = [
+            torch.zeros_like(p) if p.grad is None else p.grad.to_dense() if p.grad.is_sparse
+            else p.grad for p in dense
+        ]  # fmt: skip
         flat = torch.cat([g.reshape(-1) for g in grads])
         dist.all_reduce(flat)
         flat /= world
@@ -203,46 +224,37 @@ def average_gradients(params: list[nn.Parameter]) -> None:
 
 def _gather_rows(params: list[nn.Parameter], rows: torch.Tensor, world: int) -> None:
     """Every rank's sparse row gradients of ``params`` (``rows``: (world, P) rows per rank and
-    parameter), concatenated in rank order with the values divided by ``world``: two gathers
-    (indices, values) of buffers padded to the largest rank's."""
+    parameter), concatenated in rank order with the values divided by ``world``: one gather of
+    a buffer padded to the largest rank's, a row's index carried in its first columns (the
+    int64's bytes, moved as they are)."""
     dtype, device = params[0].dtype, params[0].device
     width = [p[0].numel() if p.dim() > 0 and len(p) else 0 for p in params]
-    mine_i, mine_v = [], []
-    for p, w in zip(params, width, strict=True):
-        g = p.grad
-        if g is None:
-            continue
-        mine_i.append(g._indices()[0])
-        mine_v.append(g._values().reshape(-1, w).to(dtype))
-    per_rank = rows.sum(1)
-    most = int(per_rank.max())
+    most = int(rows.sum(1).max())
     if most == 0:
         for p in params:
             p.grad = None
         return
-    cols = max(width)
-    idx = torch.zeros(most, dtype=torch.int64, device=device)
-    val = torch.zeros((most, cols), dtype=dtype, device=device)
-    n = int(rows[rank()].sum())
-    if n:
-        idx[:n] = torch.cat(mine_i)
-        # A parameter's rows are w wide; the buffer is as wide as the widest (padding unused).
-        offset = 0
-        for v in mine_v:
-            val[offset : offset + len(v), : v.shape[1]] = v
-            offset += len(v)
-    all_idx, all_val = _all_gather(idx, world), _all_gather(val, world)
+    k = 8 // torch.empty((), dtype=dtype).element_size()  # columns that hold an int64
+    buf = torch.zeros((most, k + max(width)), dtype=dtype, device=device)
+    offset = 0
+    for p, w in zip(params, width, strict=True):
+        g = p.grad
+        if g is None:
+            continue
+        n = g._nnz()
+        buf[offset : offset + n, :k] = g._indices()[0].contiguous().view(dtype).view(n, k)
+        buf[offset : offset + n, k : k + w] = g._values().reshape(n, w)
+        offset += n
+    every = _all_gather(buf, world)  # (world, most, k + width)
+    index = every[:, :, :k].contiguous().view(torch.int64)[..., 0]  # (world, most)
     starts = torch.cumsum(rows, 1) - rows  # (world, P): where each parameter's rows begin
-    table = rows.tolist()
+    table, begin = rows.tolist(), starts.tolist()
     for j, (p, w) in enumerate(zip(params, width, strict=True)):
-        pieces_i, pieces_v = [], []
-        for r in range(world):
-            a, k = int(starts[r, j]), table[r][j]
-            pieces_i.append(all_idx[r, a : a + k])
-            pieces_v.append(all_val[r, a : a + k, :w])
-        index = torch.cat(pieces_i)[None]
-        values = torch.cat(pieces_v).reshape(-1, *p.shape[1:]) / world
-        p.grad = torch.sparse_coo_tensor(index, values, p.shape, check_invariants=False)
+        pieces = [(begin[r][j], table[r][j]) for r in range(world)]
+        idx = torch.cat([index[r, a : a + n] for r, (a, n) in enumerate(pieces)])
+        val = torch.cat([every[r, a : a + n, k : k + w] for r, (a, n) in enumerate(pieces)])
+        p.grad = torch.sparse_coo_tensor(idx[None], val.reshape(-1, *p.shape[1:]) / world,
+                                         p.shape, check_invariants=False)  # fmt: skip
 
 
 def _all_gather(tensor: torch.Tensor, world: int) -> torch.Tensor:
