@@ -7,11 +7,12 @@ data of Amazon Electronics' size after J-NCF's filtering (1,221,341 users, 157,0
 
 The data is made once (``ncflab data synth --like amazon-electronics``) in WORK. Each model is
 ``ncflab train -m MODEL -p jncf -d FILE --set params.epochs=1 --set train.threads=N`` plus its
-own settings (``SETTINGS``), run one after another, with ``NCFLAB_MEMORY_LIMIT`` = ``--limit-gb``
-(ncflab refuses a fit it estimates over it) and a watchdog that kills a child whose resident
-memory passes the limit or whose CPU time passes ``--timeout``. Targets: epoch + evaluation
-under 30 minutes and 16 GB. EASE is run too: it refuses, and its message is the result. JCA
-runs last: it cannot finish, and its line is the timeout with its step rate.
+own settings (``SETTINGS``) and those of ``--set KEY=VALUE …``, run one after another, with
+``NCFLAB_MEMORY_LIMIT`` = ``--limit-gb`` (ncflab refuses a fit it estimates over it) and a
+watchdog that kills a child whose resident memory passes the limit or whose CPU time passes
+``--timeout``. Targets: epoch + evaluation under 30 minutes and 16 GB. EASE is run too: it
+refuses, and its message is the result. JCA runs last: it cannot finish, and its line is the
+timeout with its step rate.
 
 One JSON line per model (``harness.emit``): ``seconds`` = ``total_s``, the whole command; the
 split (``split_s``), ``fit_s`` (the epoch ``epoch_s``, the in-fit validation
@@ -186,7 +187,7 @@ def run_model(model: str, data: Path, work: Path, args: argparse.Namespace) -> N
     from ncflab.experiments.run import build_model
 
     epochs = ["params.epochs=1"] if "epochs" in build_model(model, {}, 0).get_params() else []
-    sets = [*epochs, f"train.threads={args.threads}", *SETTINGS.get(model, [])]  # EASE: none
+    sets = [*epochs, f"train.threads={args.threads}", *SETTINGS.get(model, []), *args.set]
     run = work / "runs" / model
     cmd = [*NCFLAB, "train", "-m", model, "-p", "jncf", "-d", str(data), "-o", str(run), "--force"]
     cmd += [a for s in sets for a in ("--set", s)]
@@ -241,6 +242,13 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=3000.0, help="CPU seconds per command")
     p.add_argument("--keep-runs", action="store_true", help="keep the run folders")
     p.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE", help="child environment")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more settings for every model run (after its own SETTINGS)",
+    )
     args = p.parse_args()
     setup(args)
     args.work.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ncflab.evaluation import metrics
 from ncflab.evaluation.metrics import METRICS, check_ks, check_metrics, score_metrics
 
 L2 = math.log2
@@ -125,6 +126,29 @@ def test_matches_reference_on_random_integer_scores() -> None:
         np.testing.assert_allclose(got[f"{name}@5"].numpy(), ref[name])
     np.testing.assert_allclose(got["MRR"].numpy(), ref["MRR"])
     np.testing.assert_allclose(got["AUC"].numpy(), ref["AUC"])
+
+
+@pytest.mark.parametrize("width", [1, 2, 5, 20])
+def test_counting_and_sorting_give_the_same_positions(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ties, padded relevant slots, -inf (non-candidate) slots, a -inf relevant score, a row
+    # with no candidate at all: both ways of ranking must agree to the integer.
+    rng = np.random.default_rng(width)
+    other = torch.from_numpy(rng.integers(0, 7, (40, 60)).astype(np.float32))
+    other[rng.random((40, 60)) < 0.3] = float("-inf")
+    other[5] = float("-inf")
+    rel = torch.from_numpy(rng.integers(0, 7, (40, width)).astype(np.float32))
+    rel[7, 0] = float("-inf")
+    valid = torch.from_numpy(rng.random((40, width)) < 0.7)
+    valid[:, 0] = True
+    got = {}
+    for name, counts in (("count", True), ("sort", False)):
+        monkeypatch.setattr(metrics, "_counting_is_cheaper", lambda r, c, counts=counts: counts)
+        got[name] = metrics.rank_relevant(rel, valid, other)
+    for field in ("positions", "valid", "n_other"):
+        a, b = getattr(got["count"], field), getattr(got["sort"], field)
+        assert a.dtype == b.dtype and torch.equal(a, b), field
 
 
 @pytest.mark.parametrize("ks", [0, -3, (10, 0), 2.5, "10", (True,), ()])
