@@ -148,10 +148,11 @@ _steps = 0
 
 # Sparse row gradients are gathered (rows only) when their tables' dense form is at least this
 # large, and densified into the one all-reduce below it. Why a threshold: gathering costs three
-# collectives a step instead of one, and on ML-1M's tables (NeuMF: 5 MB of embeddings) that
-# latency cost more than the bytes saved (docs/speed.md); at a catalogue of Amazon Electronics'
-# size a dense table gradient is hundreds of MB a step and gathering the touched rows wins.
-GATHER_ABOVE_BYTES = 64 << 20
+# collectives a step instead of one, a latency that small tables do not repay. Measured with
+# NeuMF's tables, 2 gloo processes, 512 rows a table a step (benchmarks/bench_allreduce.py,
+# docs/speed.md): 0.9 MB (ML-1M) dense 3.0 ms vs gathered 4.2 ms; 7.4 MB (ML-10M's shape)
+# 10.8 vs 4.9 ms; 126 MB (Amazon Electronics' shape) 204 vs 5.5 ms.
+GATHER_ABOVE_BYTES = 2 << 20
 
 
 def steps_taken() -> int:
