@@ -151,6 +151,32 @@ def test_counting_and_sorting_give_the_same_positions(
         assert a.dtype == b.dtype and torch.equal(a, b), field
 
 
+@pytest.mark.parametrize("cutoff", [1, 3, 10, 59])
+def test_a_cutoff_keeps_every_position_below_it(cutoff: int) -> None:
+    # Ties, -inf slots, padding, a row with fewer candidates than the cutoff, a -inf relevant
+    # score: below the cutoff the positions are the exact ones, at or past it they stay past it.
+    rng = np.random.default_rng(cutoff)
+    other = torch.from_numpy(rng.integers(0, 7, (40, 60)).astype(np.float32))
+    other[rng.random((40, 60)) < 0.3] = float("-inf")
+    other[5, 2:] = float("-inf")
+    rel = torch.from_numpy(rng.integers(0, 7, (40, 6)).astype(np.float32))
+    rel[7, 0] = float("-inf")
+    valid = torch.from_numpy(rng.random((40, 6)) < 0.7)
+    valid[:, 0] = True
+    exact = metrics.rank_relevant(rel, valid, other)
+    cut = metrics.rank_relevant(rel, valid, other, cutoff=cutoff)
+    assert torch.equal(cut.valid, exact.valid) and torch.equal(cut.n_other, exact.n_other)
+    below = exact.positions < cutoff
+    assert torch.equal(cut.positions[below], exact.positions[below])
+    assert bool((cut.positions[~below] >= cutoff).all())
+    assert bool((cut.positions[~below] <= exact.positions[~below]).all())
+    for k in {1, cutoff}:
+        want = metrics.compute_metrics(exact, (k,), ["HR", "NDCG", "Precision", "Recall", "F1"])
+        got = metrics.compute_metrics(cut, (k,), ["HR", "NDCG", "Precision", "Recall", "F1"])
+        for key in want:
+            assert torch.equal(got[key], want[key]), key
+
+
 @pytest.mark.parametrize("ks", [0, -3, (10, 0), 2.5, "10", (True,), ()])
 def test_bad_k_is_an_error(ks: object) -> None:
     with pytest.raises(ValueError, match="K=|ks is empty"):

@@ -136,6 +136,25 @@ def test_batching_gives_the_same_result() -> None:
             assert whole.means == parts.means
 
 
+def test_at_k_metrics_alone_give_the_values_of_an_exact_ranking() -> None:
+    # Without MRR or AUC only positions below max(K) matter, and full ranking compares each
+    # row's relevant items with its top max(K) other scores only; the @K values must be those
+    # of the exact positions. Integer scores (many ties) and R > 1 relevant items a user.
+    rng = np.random.default_rng(4)
+    n = 4000
+    frame = pd.DataFrame(
+        {"user": rng.integers(0, 60, n), "item": rng.integers(0, 80, n), "timestamp": np.arange(n)}
+    )
+    inter = Interactions.from_frame(frame.drop_duplicates(["user", "item"]))
+    split = ratio_split(inter, test_ratio=0.3, seed=1)
+    table = Table(rng.integers(0, 5, (inter.n_users, inter.n_items)))
+    at_k = ["HR", "NDCG", "Precision", "Recall", "F1"]
+    for ks in [(1, 5, 10), (3,), (79,), (200,)]:
+        cut = evaluate(table, split, ks=ks, metrics=at_k, batch_size=16)
+        exact = evaluate(table, split, ks=ks, metrics=[*at_k, "MRR"], batch_size=16)
+        pd.testing.assert_frame_equal(cut.per_user, exact.per_user.drop(columns="MRR"))
+
+
 def test_oracle_and_constant_models_on_a_real_split() -> None:
     rng = np.random.default_rng(5)
     frame = pd.DataFrame(

@@ -123,7 +123,8 @@ class Ranked:
 
     Attributes:
         positions: (B, R) int64 0-based positions in ascending order per row; R is the largest
-            number of relevant items in the batch, padded entries are meaningless.
+            number of relevant items in the batch, padded entries are meaningless. Ranked with
+            a ``cutoff`` (``rank_relevant``), a position ≥ cutoff is only a lower bound.
         valid: (B, R) bool, False on padding.
         n_other: (B,) int64 number of non-relevant candidates of each user.
     """
@@ -139,7 +140,11 @@ class Ranked:
 
 
 def rank_relevant(
-    rel_scores: torch.Tensor, rel_valid: torch.Tensor, other_scores: torch.Tensor
+    rel_scores: torch.Tensor,
+    rel_valid: torch.Tensor,
+    other_scores: torch.Tensor,
+    *,
+    cutoff: int | None = None,
 ) -> Ranked:
     """Positions of relevant items among the other (non-relevant) candidates, ties pessimistic.
 
@@ -148,6 +153,11 @@ def rank_relevant(
         rel_valid: (B, R) bool, False on padding.
         other_scores: (B, C) scores of the non-relevant candidates; ``-inf`` marks a slot that
             is not a candidate (a masked training item, padding) and never outranks anything.
+        cutoff: only positions below ``cutoff`` are wanted (every metric asked for is an @K
+            with K ≤ cutoff): a relevant item further down gets a position ≥ ``cutoff``, not
+            necessarily its own, which those metrics read the same. With several relevant items
+            a row, the row's top ``cutoff`` other scores (``topk``) are then all that is
+            compared, instead of the whole row.
 
     With few relevant items a row (``COUNT_UP_TO``), the candidates at or above each relevant
     score are counted (one comparison pass over the row per relevant item, O(C·R)); with more,
@@ -161,6 +171,14 @@ def rank_relevant(
     valid = torch.gather(rel_valid, 1, order)
     rel = rel.to(other_scores.dtype)
     offsets = torch.arange(rel.shape[1], device=rel.device)
+    if cutoff is not None and rel.shape[1] > 1 and cutoff < n_cols:
+        # s > the cutoff-th best other score: every other candidate at or above s is among the
+        # top cutoff, so counting there is exact; otherwise the count is cutoff, and the
+        # position (≥ cutoff + j) is a lower bound that is still past every K ≤ cutoff.
+        top = torch.topk(other_scores, cutoff, dim=1).values  # (B, cutoff)
+        at_or_above = (top[:, None, :] >= rel[:, :, None]).sum(-1)
+        n_neg_inf = (other_scores == _NEG_INF).sum(1)
+        return Ranked(at_or_above + offsets, valid, n_cols - n_neg_inf)
     if _counting_is_cheaper(rel.shape[1], n_cols):
         # ≥ counts ties against the relevant item, and a -inf slot is never ≥ a finite score
         # (a -inf relevant score, padding, is at or below all n_cols slots, as searchsorted says).

@@ -110,6 +110,9 @@ def evaluate(
     users = np.flatnonzero(np.diff(rel_csr.indptr) > 0)
     mask_csr = _mask_csr(split, part) if protocol == "full" else None
     miss = split.relevant_in_train == "miss"
+    # Positions past the largest K change no @K metric: full ranking then compares each row's
+    # relevant items with its top max(K) other scores only (MRR and AUC need every position).
+    cutoff = None if {"MRR", "AUC"} & set(names) else max(ks)
     # The per-user columns are allocated whole at the first batch and filled in place. Why not
     # a list of per-batch arrays joined at the end: those small arrays outlive each batch and
     # land inside the heap holes the batch's large temporaries leave, so glibc's allocator can
@@ -121,7 +124,9 @@ def evaluate(
         for start in range(0, len(users), batch_size):
             batch = users[start : start + batch_size]
             if protocol == "full":
-                ranked = _full_batch(model, batch, rel_csr, mask_csr, split.n_items, miss)
+                ranked = _full_batch(
+                    model, batch, rel_csr, mask_csr, split.n_items, miss, cutoff=cutoff
+                )
             else:
                 ranked, dropped = _sampled_batch(model, batch, rel_csr, split.negatives)
                 n_dropped += dropped
@@ -271,12 +276,15 @@ def _full_batch(
     mask_csr: sp.csr_matrix,
     n_items: int,
     miss_masked: bool = False,
+    *,
+    cutoff: int | None = None,
 ) -> Ranked:
-    """Rank every unmasked item for ``users`` (B,): relevant = their items in the part."""
+    """Rank every unmasked item for ``users`` (B,): relevant = their items in the part
+    (positions exact below ``cutoff``, see ``rank_relevant``)."""
     _, rel_valid, rel_scores, other = _full_inputs(
         model, users, rel_csr, mask_csr, n_items, miss_masked=miss_masked
     )
-    return rank_relevant(rel_scores, rel_valid, other)
+    return rank_relevant(rel_scores, rel_valid, other, cutoff=cutoff)
 
 
 def _full_inputs(
