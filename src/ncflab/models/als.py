@@ -32,6 +32,7 @@ __all__ = [
     "FitStart",
     "RowBatches",
     "SparseRows",
+    "candidate_scores",
     "check_als_params",
     "init_factors",
     "pair_scores",
@@ -112,6 +113,17 @@ def pair_scores(
         r, c = rows[start : start + chunk], cols[start : start + chunk]
         out[start : start + chunk] = (w.index_select(0, r) * h.index_select(0, c)).sum(1)
     return out
+
+
+def candidate_scores(
+    user_factors: np.ndarray, item_factors: np.ndarray, users: np.ndarray, items: np.ndarray
+) -> torch.Tensor:
+    """(B, C) float32 ⟨w_u, h_i⟩ of each user's candidate items (B, C) only: sampled
+    evaluation scores 100 candidates a user, where scoring every item first would cost the
+    whole catalogue per user (Amazon Electronics' 157,003 items: 1,570× the work)."""
+    w = torch.from_numpy(user_factors[users])  # (B, d)
+    h = torch.from_numpy(item_factors)[torch.from_numpy(np.asarray(items, dtype=np.int64))]
+    return torch.bmm(h, w[:, :, None])[..., 0]
 
 
 class RowBatches:

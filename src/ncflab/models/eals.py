@@ -38,6 +38,7 @@ from ncflab.data.interactions import Interactions
 from ncflab.models.als import (
     RowBatches,
     SparseRows,
+    candidate_scores,
     check_als_params,
     init_factors,
     pair_scores,
@@ -205,6 +206,11 @@ class EALS(Recommender):
         """(B, n_items) float32 ⟨p_u, q_i⟩."""
         users = self.check_users(users)
         return torch.from_numpy(self.P_[users]) @ torch.from_numpy(self.Q_).T
+
+    def score_items(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
+        """(B, C) float32 ⟨w_u, h_i⟩ of the candidate ``items`` (B, C) only."""
+        users, items = self.check_candidates(users, items)
+        return candidate_scores(self.P_, self.Q_, users, items)
 
     def score_new_users(self, rows: sp.spmatrix) -> torch.Tensor:
         """(B, n_items) float32 scores of new users' rows (B, n_items), any value > 0 =
