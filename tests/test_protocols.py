@@ -118,13 +118,16 @@ def test_sampled_drops_negatives_equal_to_a_relevant_item(split: Split) -> None:
     assert per.loc[0, "AUC"] == 0.0 and per.loc[0, "HR@1"] == 0.0  # loses only to item 5
 
 
-def test_batching_gives_the_same_result() -> None:
-    rng = np.random.default_rng(0)
-    n = 4000
+def random_interactions(rng: np.random.Generator, n: int = 4000) -> Interactions:
+    """Up to ``n`` distinct random (user, item) pairs of 60 users and 80 items, timestamped."""
     frame = pd.DataFrame(
         {"user": rng.integers(0, 60, n), "item": rng.integers(0, 80, n), "timestamp": np.arange(n)}
     )
-    inter = Interactions.from_frame(frame.drop_duplicates(["user", "item"]))
+    return Interactions.from_frame(frame.drop_duplicates(["user", "item"]))
+
+
+def test_batching_gives_the_same_result() -> None:
+    inter = random_interactions(np.random.default_rng(0))
     loo = with_negatives(leave_one_out(inter), 20, seed=1)
     ratio = with_negatives(ratio_split(inter, test_ratio=0.3, seed=1), 20, seed=1)  # R > 1
     model = Dot(seed=2).fit(inter)
@@ -141,11 +144,7 @@ def test_at_k_metrics_alone_give_the_values_of_an_exact_ranking() -> None:
     # row's relevant items with its top max(K) other scores only; the @K values must be those
     # of the exact positions. Integer scores (many ties) and R > 1 relevant items a user.
     rng = np.random.default_rng(4)
-    n = 4000
-    frame = pd.DataFrame(
-        {"user": rng.integers(0, 60, n), "item": rng.integers(0, 80, n), "timestamp": np.arange(n)}
-    )
-    inter = Interactions.from_frame(frame.drop_duplicates(["user", "item"]))
+    inter = random_interactions(rng)
     split = ratio_split(inter, test_ratio=0.3, seed=1)
     table = Table(rng.integers(0, 5, (inter.n_users, inter.n_items)))
     at_k = ["HR", "NDCG", "Precision", "Recall", "F1"]
