@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,9 @@ def test_one_process_keeps_every_minibatch_in_order() -> None:
 # ----------------------------------------------------------------- two processes, gloo
 def _worker(rank: int, rendezvous: str, job: str, out: str) -> None:
     torch.set_num_threads(1)
+    # A timeout: ranks that call different collectives fail the test instead of hanging it.
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank,
-                            world_size=WORLD)  # fmt: skip
+                            world_size=WORLD, timeout=timedelta(seconds=60))  # fmt: skip
     try:
         result = JOBS[job](rank, Path(out))
         torch.save(result, Path(out) / f"rank{rank}.pt")
@@ -164,8 +166,23 @@ def _gradients(rank: int, out: Path) -> dict:
                      "narrow": narrow.grad.to_dense(), "untouched": untouched.grad}}  # fmt: skip
 
 
+def _absent_on_one_rank(rank: int, out: Path) -> dict:
+    """A dense parameter that only rank 1's minibatch reached, beside a small sparse table,
+    under a threshold between the two ranks' counts of sparse-or-absent gradients: both ranks
+    must still take the same way."""
+    table, dense = nn.Parameter(torch.zeros(10, 3)), nn.Parameter(torch.zeros(100))
+    distributed.GATHER_ABOVE_BYTES = 200  # table 120 bytes, table and dense 520
+    rows = [[1, 2], [2, 9]][rank]
+    table.grad = _sparse_grad(rows, torch.ones(2, 3) * (rank + 1), (10, 3))
+    if rank == 1:
+        dense.grad = torch.full((100,), 4.0)
+    distributed.average_gradients([table, dense])
+    return {"table": table.grad.to_dense(), "dense": dense.grad, "sparse": table.grad.is_sparse}
+
+
 JOBS = {"fit": _fit_models, "big_step": _big_step, "resume": _killed_and_resumed,
-        "neumf_step": _neumf_step, "gradients": _gradients}  # fmt: skip
+        "neumf_step": _neumf_step, "gradients": _gradients,
+        "absent_on_one_rank": _absent_on_one_rank}  # fmt: skip
 
 
 def test_ranks_stay_identical_and_only_rank_0_validates(tmp_path) -> None:
@@ -199,6 +216,16 @@ def test_gathered_row_gradients_are_the_mean_of_the_ranks(tmp_path) -> None:
             torch.testing.assert_close(r["mean"][name], want, rtol=0, atol=1e-7)
     assert torch.equal(ranks[0]["mean"]["untouched"], torch.zeros(4, 2))
     assert ranks[0]["sparse"] == ranks[1]["sparse"] == [True, True]  # gathered, not densified
+
+
+def test_ranks_agree_on_gathering_when_a_gradient_is_absent_on_one(tmp_path) -> None:
+    ranks = _spawn("absent_on_one_rank", tmp_path)
+    want = torch.zeros(10, 3)
+    want[1], want[2], want[9] = 0.5, 1.5, 1.0  # (rank 0's 1s + rank 1's 2s) / 2
+    for r in ranks:
+        torch.testing.assert_close(r["table"], want)
+        torch.testing.assert_close(r["dense"], torch.full((100,), 2.0))
+    assert ranks[0]["sparse"] == ranks[1]["sparse"]
 
 
 def test_a_data_parallel_neumf_step_is_the_step_of_the_union_minibatch(tmp_path) -> None:

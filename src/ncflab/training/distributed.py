@@ -179,15 +179,9 @@ def average_gradients(params: list[nn.Parameter]) -> None:
         return
     _steps += 1
     device = params[0].device if params else torch.device("cpu")
-    # Sparse row gradients are gathered only where their tables are large (GATHER_ABOVE_BYTES).
-    # The test is on what every rank knows alike (the sizes of the parameters whose gradient is
-    # sparse or absent here: which ones those are follows from the model, not the minibatch),
-    # so all ranks take the same branch and call the same collectives.
-    maybe_rows = sum(p.numel() * p.element_size() for p in params
-                     if p.grad is None or p.grad.is_sparse)  # fmt: skip
     sparse = [False] * len(params)
     rows = torch.zeros((world, 0), dtype=torch.int64)
-    if maybe_rows >= GATHER_ABOVE_BYTES:
+    if _gathers(params, device):
         # Per rank and parameter: touched rows of a sparse gradient, -1 dense, -2 none.
         # Gathered first: the sparse buffers' sizes differ between ranks, and a parameter is
         # gathered as sparse rows when its gradient is sparse on any rank.
@@ -221,6 +215,27 @@ def average_gradients(params: list[nn.Parameter]) -> None:
     if any(sparse):
         _gather_rows([p for p, s in zip(params, sparse, strict=True) if s],
                      rows[:, torch.tensor(sparse, device=device)], world)  # fmt: skip
+
+
+# (GATHER_ABOVE_BYTES, the parameters' ids) → whether their sparse gradients are gathered:
+# one small entry per fit.
+_gather_choice: dict[tuple, bool] = {}
+
+
+def _gathers(params: list[nn.Parameter], device: torch.device) -> bool:
+    """Whether this fit's sparse row gradients are gathered: their tables (the parameters
+    whose gradient is sparse or absent) reach ``GATHER_ABOVE_BYTES`` on some rank. Agreed once
+    per fit (one all-reduce at its first step, then remembered), because every rank must call
+    the same collectives, and which gradients are absent can differ between ranks (a dense
+    parameter a rank's minibatch did not reach)."""
+    key = (GATHER_ABOVE_BYTES, tuple(id(p) for p in params))
+    if key not in _gather_choice:
+        mine = sum(p.numel() * p.element_size() for p in params
+                   if p.grad is None or p.grad.is_sparse)  # fmt: skip
+        most = torch.tensor([mine], dtype=torch.int64, device=device)
+        dist.all_reduce(most, op=dist.ReduceOp.MAX)
+        _gather_choice[key] = int(most) >= GATHER_ABOVE_BYTES
+    return _gather_choice[key]
 
 
 def _gather_rows(params: list[nn.Parameter], rows: torch.Tensor, world: int) -> None:
