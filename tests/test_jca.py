@@ -12,9 +12,10 @@ from test_contract import FAST, beats_outside, block_problem, interactions, sigm
 from test_contract import TINY as R
 
 from ncflab.models import FitOptions, Recommender
+from ncflab.models import jca as jca_module
 from ncflab.models.autoencoder import block_pairs, fold_in_outputs, pair_loss
 from ncflab.models.autorec import IAutoRec, UAutoRec, UIAutoRec
-from ncflab.models.jca import JCA
+from ncflab.models.jca import JCA, block_scores
 from ncflab.models.jca_net import epoch_blocks
 
 # 3 users x 4 items, implicit: user 0 liked items 0 and 2, user 1 item 1, user 2 items 1-3.
@@ -61,6 +62,45 @@ def test_scores_are_eq2(normalise: bool) -> None:
     graph = model._graph(torch.device("cpu"))
     block = model.module_.block(graph, p, q).detach().numpy()
     np.testing.assert_allclose(block, expected[np.ix_([0, 2], [1, 2, 3])], rtol=1e-5)
+
+
+@pytest.mark.parametrize("normalise", [True, False])
+def test_pairs_are_the_block_at_those_pairs_with_the_same_gradients(normalise: bool) -> None:
+    model = tiny_jca(normalise=normalise)
+    module, graph = model.module_, model._graph(torch.device("cpu"))
+    p, q = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 3])
+    rows, cols = torch.tensor([0, 0, 2, 1, 2, 2]), torch.tensor([0, 2, 1, 1, 1, 0])
+    weight = torch.tensor([0.3, -1.0, 2.0, 0.5, 1.5, -0.7])  # a loss that reads every pair
+    grads = []
+    for way in ("block", "pairs"):
+        module.zero_grad(set_to_none=True)
+        if way == "block":
+            out = module.block(graph, p, q)[rows, cols]
+        else:
+            out = module.pairs(graph, p, q, rows, cols)
+        (out * weight).sum().backward()
+        grads.append({k: v.grad.clone() for k, v in module.named_parameters()})
+        if way == "block":
+            expected = out.detach()
+    np.testing.assert_allclose(out.detach().numpy(), expected.numpy(), rtol=1e-6)
+    assert grads[0].keys() == grads[1].keys()
+    for k in grads[0]:
+        torch.testing.assert_close(grads[1][k], grads[0][k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_block_scores_take_pairs_below_the_share(monkeypatch) -> None:
+    model = tiny_jca()
+    graph = model._graph(torch.device("cpu"))
+    p, q = torch.tensor([0, 2]), torch.tensor([1, 2, 3])
+    rows, cols = torch.tensor([0, 1]), torch.tensor([1, 2])  # 2 of the block's 6 entries
+    calls = []
+    net = type(model.module_)
+    monkeypatch.setattr(net, "pairs", lambda *a: calls.append("pairs") or torch.zeros(2))
+    monkeypatch.setattr(net, "block", lambda *a: calls.append("block") or torch.zeros(2, 3))
+    for share in (0.3, 0.4):  # 2 pairs against 1.8, then 2.4
+        monkeypatch.setattr(jca_module, "PAIRS_BELOW", share)
+        block_scores(model.module_, graph, p, q, rows, cols)
+    assert calls == ["block", "pairs"]
 
 
 def test_pair_losses_by_hand() -> None:

@@ -23,7 +23,7 @@ from torch import nn
 from ncflab.models.sparse_input import SparseLinear
 from ncflab.training.layers import seeded_generator
 
-__all__ = ["INIT_STD", "Autoencoder", "UserItemAutoencoders", "decode_rows"]
+__all__ = ["INIT_STD", "Autoencoder", "UserItemAutoencoders", "decode_pairs", "decode_rows"]
 
 # Weights start ~ truncated N(0, 0.03²) (cut at 2σ, TensorFlow's truncated_normal), f ~ U(0, 1):
 # JCA's authors' code (Zziwei/Joint-Collaborative-Autoencoder, JCA.py), for JCA and its
@@ -97,3 +97,17 @@ def decode_rows(ae: Autoencoder, hidden: torch.Tensor, rows: torch.Tensor) -> to
     rows, σ(W[:, rows]ᵀ hᵀ + b₂[rows])."""
     bias = ae.bias.index_select(0, rows)[:, None]
     return torch.sigmoid(torch.addmm(bias, ae.weight.index_select(1, rows).T, hidden.T))
+
+
+def decode_pairs(
+    ae: Autoencoder, hidden: torch.Tensor, at: torch.Tensor, cols: torch.Tensor, pick: torch.Tensor
+) -> torch.Tensor:
+    """(P,) outputs of ``ae`` at P (row, column) pairs only: σ(h_a · W[:, cols[k]] + b₂[cols[k]])
+    for a = ``at``[p] (rows of ``hidden`` (R, H)) and k = ``pick``[p] (positions in ``cols``
+    (C,)). The same values as ``ae.decode(hidden, cols)[at, pick]`` to float rounding, for
+    P × H work instead of R × C × H: the block's columns of W are gathered once, then each
+    pair is one dot product."""
+    w = ae.weight.index_select(1, cols).T.contiguous()  # (C, H)
+    b = ae.bias.index_select(0, cols)
+    dots = (hidden.index_select(0, at) * w.index_select(0, pick)).sum(1)
+    return torch.sigmoid(dots + b.index_select(0, pick))

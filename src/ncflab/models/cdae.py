@@ -34,6 +34,7 @@ from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler
 from ncflab.models.autoencoder import AutoencoderRecommender, is_finite_number
 from ncflab.models.autoencoder_net import INIT_STD
+from ncflab.models.base import Recommender
 from ncflab.models.sparse_input import RatingGraph, SparseLinear
 from ncflab.training import losses
 from ncflab.training.layers import seeded_generator
@@ -189,6 +190,10 @@ class CDAE(AutoencoderRecommender):
         return index, offsets, values * keep / (1.0 - self.corruption)
 
     # ------------------------------------------------------------------- scoring
+    # Candidates are gathered from ``score`` (the base recommender's way): the
+    # autoencoder base's candidate decoding is for the user/item-component models.
+    score_items = Recommender.score_items
+
     @torch.no_grad()
     def score(self, users: np.ndarray) -> torch.Tensor:
         """(B, n_items) float32 CPU ŷ_u = σ(W'ᵀ σ(Wᵀ y_u + V_u + b) + b'), the uncorrupted

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ncflab.models.autoencoder_net import UserItemAutoencoders
+from ncflab.models.autoencoder_net import UserItemAutoencoders, decode_pairs
 from ncflab.models.sparse_input import RatingGraph
 
 __all__ = ["JCAModule", "epoch_blocks"]
@@ -32,6 +32,21 @@ class JCAModule(UserItemAutoencoders):
         out_u = self.user.decode(self.user.hidden(graph.user_bag(p), p), q)  # (n, m)
         out_i = self.item.decode(self.item.hidden(graph.item_bag(q), q), p)  # (m, n)
         return 0.5 * (out_u + out_i.T)
+
+    def pairs(
+        self, graph: RatingGraph, p: torch.Tensor, q: torch.Tensor, rows: torch.Tensor,
+        cols: torch.Tensor,
+    ) -> torch.Tensor:  # fmt: skip
+        """Ĉ at the positions (``rows``, ``cols``) (P,) of the block of users p and items q
+        only: ``block(graph, p, q)[rows, cols]`` to float rounding, from the same two hidden
+        layers, with P dot products a component instead of the n × m decoded block. The loss
+        reads Ĉ at its pairs alone and the other entries get no gradient, so the two give one
+        training step."""
+        h_u = self.user.hidden(graph.user_bag(p), p)  # (n, H)
+        h_i = self.item.hidden(graph.item_bag(q), q)  # (m, H)
+        out_u = decode_pairs(self.user, h_u, rows, q, cols)  # B̂^U[p[rows], q[cols]]
+        out_i = decode_pairs(self.item, h_i, cols, p, rows)  # B̂^I[p[rows], q[cols]]
+        return 0.5 * (out_u + out_i)
 
     def squared_norm(self) -> torch.Tensor:
         """‖Θ‖²_F of Eq. 3 over both components (f excluded, see ``Autoencoder``)."""

@@ -46,6 +46,7 @@ from torch import nn
 
 from ncflab.data.interactions import Interactions
 from ncflab.models.autoencoder import AutoencoderRecommender, is_finite_number
+from ncflab.models.base import Recommender
 from ncflab.models.sparse_input import Bag, RatingGraph, SparseLinear
 from ncflab.training import losses
 from ncflab.training.layers import seeded_generator
@@ -202,6 +203,10 @@ class MultVAE(AutoencoderRecommender):
         return losses.multinomial(module.decode(z), x) + beta * losses.gaussian_kl(mu, logvar)
 
     # ------------------------------------------------------------------- scoring
+    # Candidates are gathered from ``score`` (the base recommender's way): the
+    # autoencoder base's candidate decoding is for the user/item-component models.
+    score_items = Recommender.score_items
+
     @torch.no_grad()
     def score(self, users: np.ndarray) -> torch.Tensor:
         """(B, n_items) float32 CPU logits f_θ(μ_φ(x_u)) from the users' training rows x_u (no
