@@ -5,7 +5,7 @@ the block's sampled pairs alone (``JCAModule.pairs``), forward and backward of t
 
 Data, all under the ``jca`` preset's split, the model's training part: ML-1M and Amazon
 Digital Music (local files), and synthetic power-law ratings (``--synthetic USERSxITEMSxRECORDS``,
-``ncflab.data.synthetic.power_law_ratings``, seed 0) for sparser catalogues. Default JCA
+``harness.load_split``) for sparser catalogues. Default JCA
 (1,500 × 1,500 blocks, H = 160), weights as initialised; the first ``--repeat`` blocks of an
 epoch with positives, both ways on each block alternating. A line per data set and way with
 the median milliseconds a block, the pairs' share of the block's entries (``share``), and the
@@ -21,22 +21,10 @@ import numpy as np
 import torch
 from harness import emit, load_split, parser, setup
 
-from ncflab.data.interactions import Interactions
-from ncflab.data.synthetic import power_law_ratings
-from ncflab.experiments.presets import get_protocol, make_split
 from ncflab.models import jca
 from ncflab.models.autoencoder import block_pairs, pair_loss
 from ncflab.models.jca_net import epoch_blocks
 from ncflab.training.options import FitOptions
-
-
-def train_part(name: str, data_dir: str | None) -> Interactions:
-    """The ``jca`` split's training part of a named data set or of ``UxIxR`` synthetic data."""
-    if "x" in name:
-        users, items, records = (int(v) for v in name.split("x"))
-        frame = power_law_ratings(users, items, records, seed=0)
-        return make_split(get_protocol("jca"), Interactions.from_frame(frame), seed=0).train
-    return load_split(name, "jca", data_dir).train
 
 
 def main() -> None:
@@ -48,7 +36,7 @@ def main() -> None:
     args = p.parse_args()
     setup(args)
     for name in [*args.datasets, *args.synthetic]:
-        train = train_part(name, args.data_dir)
+        train = load_split(name, "jca", args.data_dir).train
         model = jca.JCA(epochs=1)
         csr, module, graph, _ = model._setup(train, FitOptions(device=args.device))
         rng = np.random.default_rng(0)

@@ -125,11 +125,20 @@ def emit(
 
 def load_split(name: str, protocol: str, data_dir: str | None, seed: int = 0):
     """The named dataset split by a preset protocol, as ``ncflab train -d NAME -p PROTOCOL``
-    would split it (local files only: a benchmark never downloads)."""
+    would split it (local files only: a benchmark never downloads). A name ``UxIxR`` (e.g.
+    ``100000x20000x2000000``) is synthetic power-law ratings of U users, I items and R records
+    (``ncflab.data.synthetic.power_law_ratings``, seed 0) instead."""
     from ncflab.data.datasets import load_dataset
     from ncflab.experiments.presets import get_protocol, make_split
 
-    data = load_dataset(name, data_dir=data_dir, download=False)
+    if "x" in name and all(part.isdigit() for part in name.split("x")):
+        from ncflab.data.interactions import Interactions
+        from ncflab.data.synthetic import power_law_ratings
+
+        users, items, records = (int(part) for part in name.split("x"))
+        data = Interactions.from_frame(power_law_ratings(users, items, records, seed=0))
+    else:
+        data = load_dataset(name, data_dir=data_dir, download=False)
     return make_split(get_protocol(protocol), data, seed=seed)
 
 

@@ -11,7 +11,7 @@ import torch
 from test_contract import FAST, beats_outside, block_problem, interactions, sigmoid
 from test_contract import TINY as R
 
-from ncflab.models import FitOptions, Recommender
+from ncflab.models import FitOptions, Recommender, autoencoder
 from ncflab.models import jca as jca_module
 from ncflab.models.autoencoder import block_pairs, fold_in_outputs, pair_loss
 from ncflab.models.autorec import IAutoRec, UAutoRec, UIAutoRec
@@ -192,6 +192,26 @@ def test_save_load_variant(tmp_path) -> None:
     assert torch.equal(loaded.score(np.arange(3)), model.score(np.arange(3)))
     rows = sp.csr_matrix(R[:2])
     assert torch.equal(loaded.score_new_users(rows), model.score_new_users(rows))
+
+
+@pytest.mark.parametrize("name", ["jca", "jca_nf", "uautorec", "iautorec", "uiautorec"])
+def test_candidates_decoded_alone_are_the_full_scores(name: str, monkeypatch) -> None:
+    if name.startswith("jca"):
+        model = tiny_jca(normalise=name == "jca")
+    else:
+        cls = {"uautorec": UAutoRec, "iautorec": IAutoRec, "uiautorec": UIAutoRec}[name]
+        model = cls(hidden=2, epochs=1).fit(interactions(R), FitOptions(device="cpu"))
+    users, items = np.array([2, 0, 1, 2]), np.array([[3, 1], [0, 0], [2, 1], [1, 3]])
+    expected = torch.gather(model.score(users), 1, torch.from_numpy(items))
+    calls = []
+    gather = Recommender.score_items
+    monkeypatch.setattr(Recommender, "score_items", lambda *a: calls.append(1) or gather(*a))
+    monkeypatch.setattr(autoencoder, "DECODE_CANDIDATES_UNDER", 2)  # 2 × 2 = 4 items: decoded
+    torch.testing.assert_close(model.score_items(users, items), expected, rtol=1e-6, atol=1e-7)
+    assert not calls
+    monkeypatch.setattr(autoencoder, "DECODE_CANDIDATES_UNDER", 3)  # 2 × 3 > 4: gathered
+    torch.testing.assert_close(model.score_items(users, items), expected, rtol=0, atol=0)
+    assert calls == [1]
 
 
 def test_new_users_are_the_mean_of_the_user_component_and_fitted_item_outputs() -> None:
