@@ -46,9 +46,10 @@ LOSSES = ("hinge", "mse", "bpr")
 # Candidates under 1/this of the catalogue are decoded alone (``score_items``), else every item
 # is decoded (one matrix product, fast per output) and the candidates gathered: each candidate
 # costs gathers of H weights and hidden values, ~100x an output of the product. Sampled test
-# evaluation of all users, 100 candidates, JCA decoded vs gathered (benchmarks/bench_jca.py
-# --sampled, one thread): ML-1M (3,706 items) 0.95 vs 0.39 s; synthetic 10,000 items 2.9 vs
-# 2.5 s; 50,000 items 2.5 vs 12.1 s (U-AutoRec 0.67 vs 5.5, I-AutoRec 2.0 vs 5.8).
+# evaluation of all users, 100 candidates, decoded vs gathered (benchmarks/bench_jca.py
+# --sampled, one thread), JCA / U-AutoRec / I-AutoRec: ML-1M (3,706 items) 0.97 vs 0.57 s /
+# 0.34 vs 0.22 / 0.64 vs 0.21; synthetic, 10,000 items: 2.7 vs 2.6 / 0.58 vs 1.06 / 2.2 vs 1.2;
+# 50,000 items: 2.3 vs 11.1 / 0.66 vs 5.3 / 1.8 vs 5.3.
 DECODE_CANDIDATES_UNDER = 150
 
 
