@@ -3,14 +3,16 @@
     python benchmarks/bench_jca.py --data-dir /work/shared/data [--threads-list 1 2]
         [--repeat 5] [--models jca uautorec iautorec] [--threads 1] [--out FILE]
 
-Data: ML-1M under the ``jca`` preset (ratings >= 4, the authors' > 5-positive filter, per-user
-80/20, 10 % of train as validation), seed 0; the model trains on the 72 % train part. For each
-model and thread count: ``--repeat`` + 1 epochs of a real ``fit`` (default hyperparameters; the
-first epoch, which pays one-off costs, is dropped), and ``--repeat`` full-ranking evaluations of
-all test users (P/R/F1/NDCG@1,5,10, training items masked), each one recomputing the item
-component's cached hidden layer. Two JSON lines with the medians: ``what`` "epoch" and
-``what`` "evaluate" (``users`` evaluated).
+Data: ML-1M (or ``--data``: another name, or ``UxIxR`` synthetic power-law ratings, see
+``harness.load_split``) under the ``jca`` preset (ratings >= 4, the authors' > 5-positive
+filter, per-user 80/20, 10 % of train as validation), seed 0; the model trains on the 72 %
+train part. For each model and thread count: ``--repeat`` + 1 epochs of a real ``fit``
+(default hyperparameters; the first epoch, which pays one-off costs, is dropped), and
+``--repeat`` full-ranking evaluations of all test users (P/R/F1/NDCG@1,5,10, training items
+masked), each one recomputing the item component's cached hidden layer. Two JSON lines with
+the medians: ``what`` "epoch" and ``what`` "evaluate" (``users`` evaluated).
 Targets: an ML-1M epoch < 3 s and evaluating all users < 2 s on the 2-core CPU.
+``--pairs-below 0`` decodes every training block whole (``jca.PAIRS_BELOW``), for comparison.
 
 ``--sampled``: instead, each model trains one epoch on the ``jncf`` split (leave-one-out, 99
 sampled negatives a user) of ``--data`` (ML-1M, or ``UxIxR`` synthetic power-law ratings, see
@@ -29,7 +31,7 @@ from harness import add_threads_list, emit, load_split, parser, setup, thread_co
 from ncflab.data.splits import Split
 from ncflab.evaluation.protocols import evaluate
 from ncflab.experiments.presets import get_protocol
-from ncflab.models import MODELS, FitOptions, autoencoder
+from ncflab.models import MODELS, FitOptions, autoencoder, jca
 from ncflab.models.base import Recommender
 
 
@@ -78,14 +80,21 @@ def main() -> None:
     add_threads_list(p)
     p.add_argument("--models", nargs="+", default=["jca"])
     p.add_argument("--sampled", action="store_true", help="time sampled evaluation instead")
-    p.add_argument("--data", default="ml-1m", help="--sampled's data: a name or UxIxR synthetic")
+    p.add_argument("--data", default="ml-1m", help="a data set's name, or UxIxR synthetic")
+    p.add_argument(
+        "--pairs-below",
+        type=float,
+        default=jca.PAIRS_BELOW,
+        help="jca.PAIRS_BELOW for the epochs (0: always decode whole blocks)",
+    )
     p.set_defaults(repeat=5)
     args = p.parse_args()
     setup(args)
     if args.sampled:
         sampled(args, args.models)
         return
-    split = load_split("ml-1m", "jca", args.data_dir)
+    jca.PAIRS_BELOW = args.pairs_below
+    split = load_split(args.data, "jca", args.data_dir)
     train = split.train
     for name in args.models:
         for at in thread_counts(args):
@@ -93,12 +102,12 @@ def main() -> None:
             model.fit(train, FitOptions(device=args.device))
             epochs = [r["seconds"] for r in model.history_[1:]]
             batch = getattr(model, "batch_size", None)
-            emit(at, model=name, dataset="ml-1m/jca", seconds=statistics.median(epochs),
-                 batch=batch, runs=len(epochs), what="epoch",
+            emit(at, model=name, dataset=f"{args.data}/jca", seconds=statistics.median(epochs),
+                 batch=batch, runs=len(epochs), what="epoch", pairs_below=jca.PAIRS_BELOW,
                  times=[round(t, 3) for t in epochs])  # fmt: skip
             evals = [evaluation_seconds(model, split) for _ in range(args.repeat)]
             seconds = [t for t, _ in evals]
-            emit(at, model=name, dataset="ml-1m/jca", seconds=statistics.median(seconds),
+            emit(at, model=name, dataset=f"{args.data}/jca", seconds=statistics.median(seconds),
                  runs=len(evals), what="evaluate", users=evals[-1][1],
                  times=[round(t, 3) for t in seconds])  # fmt: skip
 

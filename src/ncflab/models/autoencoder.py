@@ -104,7 +104,8 @@ class AutoencoderRecommender(Recommender):
             parts.append(user_ae.eval().decode(user_ae.hidden(graph.user_bag(u), u)))
         if item_ae is not None:
             parts.append(decode_rows(item_ae.eval(), self._item_hidden(), u))
-        return (parts[0] if len(parts) == 1 else 0.5 * (parts[0] + parts[1])).float().cpu()
+        mean = parts[0] if len(parts) == 1 else parts[0].add_(parts[1]).mul_(0.5)  # in place
+        return mean.float().cpu()
 
     @torch.no_grad()
     def score_items(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
