@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ncflab.models.products import mm
 from ncflab.models.sparse_input import SparseLinear
 from ncflab.training.layers import seeded_generator
 
@@ -65,12 +66,12 @@ class Autoencoder(nn.Module):
 
     def decode(self, hidden: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor:
         """(R, C) outputs σ(h W + b₂) for the columns ``cols`` (C,), or all n_in columns."""
-        # σ in place on the product (autograd allows it: addmm's backward does not read its
-        # output): one (R, C) array fewer to allocate and fill when scoring every item.
+        # σ in place on the product (``products.mm``): one (R, C) array fewer to allocate and
+        # fill when scoring every item.
         if cols is None:
-            return torch.addmm(self.bias, hidden, self.weight).sigmoid_()
+            return mm(hidden, self.weight, self.bias, sigmoid=True)
         w, b = self.weight.index_select(1, cols), self.bias.index_select(0, cols)
-        return torch.addmm(b, hidden, w).sigmoid_()
+        return mm(hidden, w, b, sigmoid=True)
 
     def squared_norm(self) -> torch.Tensor:
         """‖V‖² + ‖b₁‖² + ‖W‖² + ‖b₂‖²: this component's part of ‖Θ‖²_F in Eq. 3. f is left
@@ -98,7 +99,7 @@ def decode_rows(ae: Autoencoder, hidden: torch.Tensor, rows: torch.Tensor) -> to
     transposed: the item component's (or I-AutoRec's) completed item columns read as user
     rows, σ(W[:, rows]ᵀ hᵀ + b₂[rows])."""
     bias = ae.bias.index_select(0, rows)[:, None]
-    return torch.addmm(bias, ae.weight.index_select(1, rows).T, hidden.T).sigmoid_()  # see decode
+    return mm(ae.weight.index_select(1, rows).T, hidden.T, bias, sigmoid=True)  # see decode
 
 
 def decode_pairs(

@@ -25,6 +25,7 @@ from torch import nn
 
 from ncflab.data.interactions import Interactions
 from ncflab.models.base import Recommender
+from ncflab.models.products import mm
 from ncflab.training.layers import embedding, lookup, seeded_generator
 from ncflab.training.lazy_adam import row_adam
 from ncflab.training.options import FitOptions
@@ -139,7 +140,7 @@ class BPR(Recommender):
         users = self.check_users(users)
         m = self.module_.eval()
         dev = m.item.weight.device
-        scores = m.user(torch.from_numpy(users).to(dev)) @ m.item.weight.T
+        scores = mm(m.user(torch.from_numpy(users).to(dev)), m.item.weight.T)
         if m.bias is not None:
             scores = scores + m.bias.weight.T
         return scores.float().cpu()

@@ -35,6 +35,7 @@ from ncflab.data.sampling import NegativeSampler
 from ncflab.models.autoencoder import AutoencoderRecommender, is_finite_number
 from ncflab.models.autoencoder_net import INIT_STD
 from ncflab.models.base import Recommender
+from ncflab.models.products import mm
 from ncflab.models.sparse_input import RatingGraph, SparseLinear
 from ncflab.training import losses
 from ncflab.training.layers import seeded_generator
@@ -72,7 +73,11 @@ class CDAEModule(nn.Module):
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         """(B, n_items) W'ᵀ z_u + b' (ŷ before the output sigmoid f)."""
-        return torch.addmm(self.bias, z, self.weight)
+        return mm(z, self.weight, self.bias)
+
+    def outputs(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, n_items) ŷ_u = f(W'ᵀ z_u + b'), f = σ, in place on the product."""
+        return mm(z, self.weight, self.bias, sigmoid=True)
 
     def squared_norm(self, users: torch.Tensor) -> torch.Tensor:
         """‖W‖² + ‖b‖² + ‖W'‖² + ‖b'‖² + ‖V_u‖² over the minibatch's ``users`` only: a user
@@ -202,7 +207,7 @@ class CDAE(AutoencoderRecommender):
         module = self.module_.eval()
         graph = self._graph(self._device())
         u = torch.from_numpy(users).to(graph.device)
-        return torch.sigmoid(module.logits(module.hidden(graph.user_bag(u), u))).float().cpu()
+        return module.outputs(module.hidden(graph.user_bag(u), u)).float().cpu()
 
     @torch.no_grad()
     def score_new_users(self, rows: sp.spmatrix) -> torch.Tensor:
@@ -219,7 +224,7 @@ class CDAE(AutoencoderRecommender):
         graph = self._graph(self._device())
         bag = RatingGraph.bag_from_csr(csr, graph.device)
         module = self.module_.eval()
-        return torch.sigmoid(module.logits(module.hidden(bag, None))).float().cpu()
+        return module.outputs(module.hidden(bag, None)).float().cpu()
 
     def _check_params(self) -> None:
         for key in ("hidden", "n_neg", "batch_size", "epochs"):

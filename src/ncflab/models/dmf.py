@@ -47,6 +47,7 @@ from torch import nn
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler, bpr_triplets
 from ncflab.models.base import Recommender
+from ncflab.models.products import mm
 from ncflab.models.rating_input import RatingInput, rating_matrix
 from ncflab.models.sparse_input import Bag, RatingGraph, SparseLinear
 from ncflab.training.loop import minibatches, train_loop
@@ -300,7 +301,7 @@ class DMF(RatingInput, Recommender):
         """Cosines of unit user vectors ``p`` (B, d) with all items or candidates (B, C)."""
         q = self._item_side()  # (n_items, d): q_i / ‖q_i‖, unit rows
         if items is None:
-            return (p @ q.T).float().cpu()
+            return mm(p, q.T).float().cpu()
         return (q[items.to(q.device)] * p[:, None, :]).sum(-1).float().cpu()
 
     # ------------------------------------------------------------------- helpers

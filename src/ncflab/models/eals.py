@@ -46,6 +46,7 @@ from ncflab.models.als import (
     start_fit,
 )
 from ncflab.models.base import Recommender
+from ncflab.models.products import mm
 from ncflab.training.driver import run_epochs
 from ncflab.training.options import FitOptions
 
@@ -205,7 +206,7 @@ class EALS(Recommender):
     def score(self, users: np.ndarray) -> torch.Tensor:
         """(B, n_items) float32 ⟨p_u, q_i⟩."""
         users = self.check_users(users)
-        return torch.from_numpy(self.P_[users]) @ torch.from_numpy(self.Q_).T
+        return mm(torch.from_numpy(self.P_[users]), torch.from_numpy(self.Q_).T)
 
     def score_items(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
         """(B, C) float32 ⟨w_u, h_i⟩ of the candidate ``items`` (B, C) only."""
@@ -221,7 +222,7 @@ class EALS(Recommender):
         batches = RowBatches(x, self.factors, gram=gap, rhs=self.weight)
         reg = torch.full((x.shape[0],), float(self.reg))
         p, _ = solve_rows(batches, q, (q * c[:, None]).T @ q, reg)
-        return p @ q.T
+        return mm(p, q.T)
 
     def _check_params(self) -> None:
         check_als_params(self, ("c0", "alpha", "weight", "init_std"))

@@ -49,6 +49,7 @@ from ncflab.models.als import (
     start_fit,
 )
 from ncflab.models.base import Recommender
+from ncflab.models.products import mm
 from ncflab.training.driver import run_epochs
 from ncflab.training.options import FitOptions
 
@@ -163,7 +164,7 @@ class IALS(Recommender):
     def score(self, users: np.ndarray) -> torch.Tensor:
         """(B, n_items) float32 ⟨w_u, h_i⟩."""
         users = self.check_users(users)
-        return torch.from_numpy(self.W_[users]) @ torch.from_numpy(self.H_).T
+        return mm(torch.from_numpy(self.W_[users]), torch.from_numpy(self.H_).T)
 
     def score_items(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
         """(B, C) float32 ⟨w_u, h_i⟩ of the candidate ``items`` (B, C) only."""
@@ -179,7 +180,7 @@ class IALS(Recommender):
         w, _ = solve_rows(
             batches, h, self.alpha0 * (h.T @ h), self._row_reg(x.lengths, self.n_items_)
         )
-        return w @ h.T
+        return mm(w, h.T)
 
     def _check_params(self) -> None:
         check_als_params(self, ("alpha0", "nu", "init_std", "confidence"))

@@ -47,6 +47,7 @@ from torch import nn
 from ncflab.data.interactions import Interactions
 from ncflab.models.autoencoder import AutoencoderRecommender, is_finite_number
 from ncflab.models.base import Recommender
+from ncflab.models.products import mm
 from ncflab.models.sparse_input import Bag, RatingGraph, SparseLinear
 from ncflab.training import losses
 from ncflab.training.layers import seeded_generator
@@ -95,9 +96,10 @@ class MultAEModule(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, n_items) logits f_θ(z) (π = their softmax, Eq. 1)."""
-        for i, layer in enumerate(self.decoder):
+        for i, layer in enumerate(self.decoder[:-1]):
             z = layer(z if i == 0 else torch.tanh(z))
-        return z
+        last = self.decoder[-1]  # n_items wide: ``products.mm``
+        return mm(z if len(self.decoder) == 1 else torch.tanh(z), last.weight.T, last.bias)
 
     def squared_weights(self) -> torch.Tensor:
         """Σ ‖W‖² over every weight matrix (biases excluded, as in the authors' notebook)."""

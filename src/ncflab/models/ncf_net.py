@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ncflab.models.products import mm
 from ncflab.training.layers import embedding, lookup, seeded_generator
 
 __all__ = ["GMFBody", "MLPBody", "NCFNet", "fuse", "mlp_layers"]
@@ -71,7 +72,7 @@ class GMFBody(nn.Module):
         (B, C, f) products: hᵀ(p ⊙ q) = (h ⊙ p)ᵀq, one matrix product."""
         p, q = lookup(self.user, users) * h, lookup(self.item, items)
         if items.shape[0] == 1:  # every user against the same items
-            return p @ q[0].T
+            return mm(p, q[0].T)
         return torch.bmm(q, p[:, :, None])[..., 0]
 
 

@@ -34,6 +34,7 @@ from torch import nn
 
 from ncflab.data.interactions import Interactions
 from ncflab.models.base import Recommender
+from ncflab.models.products import mm
 from ncflab.training.layers import embedding, lookup, seeded_generator
 from ncflab.training.losses import bpr
 from ncflab.training.options import FitOptions
@@ -113,7 +114,7 @@ class NPR(Recommender):
         users = self.check_users(users)
         m = self.module_.eval()
         dev = m.item.weight.device
-        scores = (m.user(torch.from_numpy(users).to(dev)) * m.h) @ m.item.weight.T
+        scores = mm(m.user(torch.from_numpy(users).to(dev)) * m.h, m.item.weight.T)
         return scores.float().cpu()
 
     @torch.no_grad()

@@ -23,6 +23,7 @@ from scipy.sparse.linalg import svds
 
 from ncflab.data.interactions import Interactions
 from ncflab.models.base import Recommender
+from ncflab.models.products import mm
 from ncflab.training.options import FitOptions
 
 __all__ = ["PureSVD"]
@@ -65,10 +66,10 @@ class PureSVD(Recommender):
     def score(self, users: np.ndarray) -> torch.Tensor:
         """(B, n_items) float32 x_u V_k V_kᵀ."""
         users = self.check_users(users)
-        return torch.from_numpy(self.U_[users]) @ torch.from_numpy(self.V_).T
+        return mm(torch.from_numpy(self.U_[users]), torch.from_numpy(self.V_).T)
 
     def score_new_users(self, rows: sp.spmatrix) -> torch.Tensor:
         """(B, n_items) float32 scores of new users' rows (B, n_items), any value > 0 =
         interacted: x V_k V_kᵀ, the training users' formula (fold-in)."""
         u = np.asarray(self.check_rows(rows) @ self.V_, dtype=np.float32)
-        return torch.from_numpy(u) @ torch.from_numpy(self.V_).T
+        return mm(torch.from_numpy(u), torch.from_numpy(self.V_).T)
