@@ -11,7 +11,7 @@ import torch
 from test_contract import FAST, beats_outside, block_problem, interactions, sigmoid
 from test_contract import TINY as R
 
-from ncflab.models import FitOptions, Recommender, autoencoder
+from ncflab.models import MODELS, FitOptions, Recommender, autoencoder
 from ncflab.models import jca as jca_module
 from ncflab.models.autoencoder import block_pairs, fold_in_outputs, pair_loss
 from ncflab.models.autorec import IAutoRec, UAutoRec, UIAutoRec
@@ -194,13 +194,16 @@ def test_save_load_variant(tmp_path) -> None:
     assert torch.equal(loaded.score_new_users(rows), model.score_new_users(rows))
 
 
-@pytest.mark.parametrize("name", ["jca", "jca_nf", "uautorec", "iautorec", "uiautorec"])
+@pytest.mark.parametrize(
+    "name", ["jca", "jca_nf", "uautorec", "iautorec", "uiautorec", "cdae", "multvae", "multdae"]
+)
 def test_candidates_decoded_alone_are_the_full_scores(name: str, monkeypatch) -> None:
     if name.startswith("jca"):
         model = tiny_jca(normalise=name == "jca")
+    elif name in ("multvae", "multdae"):
+        model = MODELS[name](dims=[3, 2], epochs=1).fit(interactions(R), FitOptions())
     else:
-        cls = {"uautorec": UAutoRec, "iautorec": IAutoRec, "uiautorec": UIAutoRec}[name]
-        model = cls(hidden=2, epochs=1).fit(interactions(R), FitOptions(device="cpu"))
+        model = MODELS[name](hidden=2, epochs=1).fit(interactions(R), FitOptions(device="cpu"))
     users, items = np.array([2, 0, 1, 2]), np.array([[3, 1], [0, 0], [2, 1], [1, 3]])
     expected = torch.gather(model.score(users), 1, torch.from_numpy(items))
     calls = []

@@ -24,7 +24,7 @@ import torch
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler
-from ncflab.models.autoencoder_net import Autoencoder, decode_rows
+from ncflab.models.autoencoder_net import Autoencoder, decode_candidates, decode_rows
 from ncflab.models.base import Recommender
 from ncflab.models.sparse_input import RatingGraph
 from ncflab.training import losses
@@ -36,6 +36,7 @@ __all__ = [
     "binary_csr",
     "block_pairs",
     "check_common",
+    "decodes_candidates",
     "fold_in_outputs",
     "graph_of",
     "is_finite_number",
@@ -51,6 +52,12 @@ LOSSES = ("hinge", "mse", "bpr")
 # 0.34 vs 0.22 / 0.64 vs 0.21; synthetic, 10,000 items: 2.7 vs 2.6 / 0.58 vs 1.06 / 2.2 vs 1.2;
 # 50,000 items: 2.3 vs 11.1 / 0.66 vs 5.3 / 1.8 vs 5.3.
 DECODE_CANDIDATES_UNDER = 150
+
+
+def decodes_candidates(items: np.ndarray, n_items: int) -> bool:
+    """Whether candidate sets ``items`` (B, C) are decoded alone rather than gathered from
+    every item's score: C under 1/DECODE_CANDIDATES_UNDER of the ``n_items`` (see above)."""
+    return items.shape[1] * DECODE_CANDIDATES_UNDER <= n_items
 
 
 @dataclass(kw_only=True)
@@ -116,19 +123,16 @@ class AutoencoderRecommender(Recommender):
         157,003 items decoding every item is 1,570× the outputs), else gathered from
         ``score``."""
         users, items = self.check_candidates(users, items)
-        if items.shape[1] * DECODE_CANDIDATES_UNDER > self.n_items_:
+        if not decodes_candidates(items, self.n_items_):
             return super().score_items(users, items)
         user_ae, item_ae = self._components()
         graph = self._graph(self._device())
         u = torch.from_numpy(users).to(graph.device)
         cand = torch.from_numpy(items).to(graph.device)
-        b, c = cand.shape
         parts = []
         if user_ae is not None:  # σ(h_u · W^U[:, i] + b_i): the user's hidden layer, C columns
             h = user_ae.eval().hidden(graph.user_bag(u), u)  # (B, H)
-            w = user_ae.weight.index_select(1, cand.reshape(-1)).reshape(-1, b, c)  # (H, B, C)
-            dots = torch.bmm(h[:, None, :], w.permute(1, 0, 2))[:, 0]
-            parts.append(torch.sigmoid(dots + user_ae.bias[cand]))
+            parts.append(torch.sigmoid(decode_candidates(h, user_ae.weight, user_ae.bias, cand)))
         if item_ae is not None:  # σ(W^I[:, u] · h_i + b_u): candidates' hidden layers, u's column
             h = self._item_hidden()[cand]  # (B, C, H)
             w = item_ae.eval().weight.index_select(1, u).T  # (B, H)

@@ -102,6 +102,19 @@ def decode_rows(ae: Autoencoder, hidden: torch.Tensor, rows: torch.Tensor) -> to
     return mm(ae.weight.index_select(1, rows).T, hidden.T, bias, sigmoid=True)  # see decode
 
 
+def decode_candidates(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, cand: torch.Tensor
+) -> torch.Tensor:
+    """(B, C) pre-activations h_b · W[:, cand[b, c]] + bias[cand[b, c]] of an output layer at
+    each row's candidate columns only: ``hidden`` (B, H), ``weight`` (H, N) (any strided view,
+    e.g. ``linear.weight.T``), ``bias`` (N,), ``cand`` (B, C). The values of the full layer at
+    the candidates to float rounding, for B × C × H work instead of B × N × H."""
+    b, c = cand.shape
+    w = weight.index_select(1, cand.reshape(-1)).reshape(-1, b, c)  # (H, B, C)
+    dots = torch.bmm(hidden[:, None, :], w.permute(1, 0, 2))[:, 0]
+    return dots + bias[cand]
+
+
 def decode_pairs(
     ae: Autoencoder, hidden: torch.Tensor, at: torch.Tensor, cols: torch.Tensor, pick: torch.Tensor
 ) -> torch.Tensor:

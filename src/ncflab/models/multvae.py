@@ -45,7 +45,12 @@ import torch
 from torch import nn
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.autoencoder import AutoencoderRecommender, is_finite_number
+from ncflab.models.autoencoder import (
+    AutoencoderRecommender,
+    decodes_candidates,
+    is_finite_number,
+)
+from ncflab.models.autoencoder_net import decode_candidates
 from ncflab.models.base import Recommender
 from ncflab.models.products import mm
 from ncflab.models.sparse_input import Bag, RatingGraph, SparseLinear
@@ -96,10 +101,19 @@ class MultAEModule(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, n_items) logits f_θ(z) (π = their softmax, Eq. 1)."""
+        last = self.decoder[-1]  # n_items wide: ``products.mm``
+        return mm(self.last_input(z), last.weight.T, last.bias)
+
+    def decode_at(self, z: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+        """(B, C) logits f_θ(z) at each row's candidate items ``cand`` (B, C) only."""
+        last = self.decoder[-1]
+        return decode_candidates(self.last_input(z), last.weight.T, last.bias, cand)
+
+    def last_input(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's layers but the last, tanh between and after them, on z."""
         for i, layer in enumerate(self.decoder[:-1]):
             z = layer(z if i == 0 else torch.tanh(z))
-        last = self.decoder[-1]  # n_items wide: ``products.mm``
-        return mm(z if len(self.decoder) == 1 else torch.tanh(z), last.weight.T, last.bias)
+        return z if len(self.decoder) == 1 else torch.tanh(z)
 
     def squared_weights(self) -> torch.Tensor:
         """Σ ‖W‖² over every weight matrix (biases excluded, as in the authors' notebook)."""
@@ -205,9 +219,21 @@ class MultVAE(AutoencoderRecommender):
         return losses.multinomial(module.decode(z), x) + beta * losses.gaussian_kl(mu, logvar)
 
     # ------------------------------------------------------------------- scoring
-    # Candidates are gathered from ``score`` (the base recommender's way): the
-    # autoencoder base's candidate decoding is for the user/item-component models.
-    score_items = Recommender.score_items
+    @torch.no_grad()
+    def score_items(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
+        """(B, C) float32 CPU logits of candidate ``items`` (B, C) for ``users`` (B,): decoded
+        at the candidates alone where they are a small share of the catalogue (the values of
+        ``score`` there to float rounding; ``autoencoder.decodes_candidates``), else gathered
+        from ``score``. Logits rank a row's candidates as π does (one normaliser a row)."""
+        users, items = self.check_candidates(users, items)
+        if not decodes_candidates(items, self.n_items_):
+            return Recommender.score_items(self, users, items)
+        graph = self._graph(self._device())
+        module = self.module_.eval()
+        mu, _ = module.encode(
+            normalise_bag(graph.user_bag(torch.from_numpy(users).to(graph.device)))
+        )
+        return module.decode_at(mu, torch.from_numpy(items).to(graph.device)).float().cpu()
 
     @torch.no_grad()
     def score(self, users: np.ndarray) -> torch.Tensor:
