@@ -12,7 +12,8 @@ import torch
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.splits import Split, leave_one_out, ratio_split, with_negatives
-from ncflab.evaluation.protocols import evaluate, make_validator
+from ncflab.evaluation import protocols
+from ncflab.evaluation.protocols import default_batch, evaluate, make_validator
 from ncflab.models.base import Recommender
 
 
@@ -137,6 +138,33 @@ def test_batching_gives_the_same_result() -> None:
             parts = evaluate(model, split, protocol=protocol, ks=(1, 5, 10), batch_size=size)
             pd.testing.assert_frame_equal(whole.per_user, parts.per_user)
             assert whole.means == parts.means
+
+
+def test_the_default_batch_keeps_full_ranking_scores_within_the_budget(monkeypatch) -> None:
+    assert default_batch("sampled", 157_003) == 1024
+    assert default_batch("full", 3706) == 1024  # ML-1M: 3.8 M scores a batch
+    assert default_batch("full", 9242) == 453  # the Yelp split: 453 x 9,242 <= 2^22
+    assert default_batch("full", 157_003) == 26
+    assert default_batch("full", 1 << 23) == 1
+    # evaluate() and make_validator() without a batch size use it: 80 items, a budget of 400
+    # scores is 5 users a batch.
+    inter = random_interactions(np.random.default_rng(0))
+    split = leave_one_out(inter)
+    model = Dot(seed=2).fit(inter)
+    whole = evaluate(model, split, ks=(10,))
+    sizes = []
+    score = Dot.score
+    monkeypatch.setattr(Dot, "score", lambda self, users: sizes.append(len(users)) or score(
+        self, users))  # fmt: skip
+    monkeypatch.setattr(protocols, "SCORE_BUDGET", 400)
+    pd.testing.assert_frame_equal(evaluate(model, split, ks=(10,)).per_user, whole.per_user)
+    assert max(sizes) == 5
+    sizes.clear()
+    make_validator(split, protocol="full", ks=(10,))(model)
+    assert max(sizes) == 5
+    sizes.clear()
+    evaluate(model, split, ks=(10,), batch_size=7)  # a batch size given is kept
+    assert max(sizes) == 7
 
 
 def test_at_k_metrics_alone_give_the_values_of_an_exact_ranking() -> None:
