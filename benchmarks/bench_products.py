@@ -10,8 +10,11 @@ the two are bitwise equal. ``epoch``: per model, two fresh fits of one epoch fro
 padding off then on (order alternating over ``--repeat`` rounds), the epoch's wall seconds
 (``history_``) and the largest parameter difference between the two fitted models. ``eval``:
 one fitted model, full ranking of every test user (top-10 metrics, ``evaluate``), padding off
-and on alternating; seconds and whether every metric agrees. Padding off is the library with
-``products.MIN_WIDTH`` set past every width, i.e. ``torch.addmm``/``torch.mm`` as before.
+and on alternating; seconds and whether every metric agrees. ``profile``: one fit of
+``--repeat`` epochs per model under ``torch.profiler`` (padding on); the share of the CPU time
+in matrix products (``aten::mm``, ``addmm``, ``bmm``) and the five costliest operations.
+Padding off is the library with ``products.MIN_WIDTH`` set past every width, i.e.
+``torch.addmm``/``torch.mm`` as before.
 
 Data: ``--dataset`` (ML-1M, or ``UxIxR`` synthetic) split by the ``loo-full`` preset
 (leave-one-out by time: latest record = test, second latest = valid; ``--protocol`` for another).
@@ -126,10 +129,26 @@ def rankings(args, split) -> None:
                  users=result.n_users, ndcg10=round(means[on]["NDCG@10"], 6))  # fmt: skip
 
 
+def profiled(args, split) -> None:
+    from torch.profiler import profile
+
+    for name in args.models:
+        params = CONFIG.get(name, {}) | {"epochs": args.repeat, "seed": 0}
+        with profile() as prof:
+            MODELS[name](**params).fit(split.train, FitOptions(device=args.device))
+        ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in ops)
+        gemm = sum(e.self_cpu_time_total for e in ops if e.key in ("aten::mm", "aten::addmm",
+                                                                    "aten::bmm"))  # fmt: skip
+        emit(args, model=name, dataset=args.dataset, seconds=total / 1e6, what="profile",
+             epochs=args.repeat, gemm_share=round(gemm / total, 3),
+             top={e.key: round(e.self_cpu_time_total / total, 3) for e in ops[:5]})  # fmt: skip
+
+
 def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--what", nargs="+", default=["gemm", "epoch", "eval"],
-                    choices=["gemm", "epoch", "eval"])  # fmt: skip
+                    choices=["gemm", "epoch", "eval", "profile"])  # fmt: skip
     ap.add_argument("--models", nargs="+", default=["multvae", "jca", "cdae", "uautorec",
                                                      "iautorec", "bpr", "ials"])  # fmt: skip
     ap.add_argument("--dataset", default="ml-1m")
@@ -138,12 +157,14 @@ def main() -> None:
     setup(args)
     if "gemm" in args.what:
         gemm(args)
-    if {"epoch", "eval"} & set(args.what):
+    if {"epoch", "eval", "profile"} & set(args.what):
         split = load_split(args.dataset, args.protocol, args.data_dir)
         if "epoch" in args.what:
             epochs(args, split)
         if "eval" in args.what:
             rankings(args, split)
+        if "profile" in args.what:
+            profiled(args, split)
 
 
 if __name__ == "__main__":
