@@ -255,3 +255,23 @@ def test_f1_of_means_is_the_harmonic_mean_of_averaged_precision_and_recall() -> 
     zero = {"Precision@1": 0.0, "Recall@1": 0.0, "F1@1": 0.0}
     assert f1_of_means(zero) == {"F1avg@1": 0.0}
     assert f1_of_means({"Precision@5": 0.1, "Recall@5": 0.2}) == {}  # F1 not asked for
+
+
+def test_recommendations_batch_like_full_ranking(monkeypatch) -> None:
+    """``top_k`` (``recommend``) without a batch size batches as ``default_batch`` does, and
+    the lists do not depend on the batch."""
+    from ncflab.evaluation.topk import top_k
+
+    inter = random_interactions(np.random.default_rng(0))
+    model = Dot(seed=2).fit(inter)
+    users, exclude = np.arange(inter.n_users), inter.csr("binary")
+    whole = top_k(model, users, 10, exclude)
+    sizes = []
+    score = Dot.score
+    monkeypatch.setattr(Dot, "score", lambda self, users: sizes.append(len(users)) or score(
+        self, users))  # fmt: skip
+    monkeypatch.setattr(protocols, "SCORE_BUDGET", 400)  # 80 items: 5 users a batch
+    batched = top_k(model, users, 10, exclude)
+    assert max(sizes) == 5
+    for got, want in zip(batched, whole, strict=True):
+        np.testing.assert_array_equal(got, want)

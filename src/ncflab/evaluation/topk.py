@@ -10,6 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ncflab.evaluation.protocols import default_batch
+
 __all__ = ["top_k"]
 
 
@@ -18,7 +20,7 @@ def top_k(
     users: np.ndarray,
     k: int,
     exclude: sp.csr_matrix | None = None,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` items for each user index, best first.
 
@@ -28,6 +30,8 @@ def top_k(
         k: how many items per user (a positive integer).
         exclude: (n_users, n_items) matrix whose non-zeros are never recommended (the items
             a user already has).
+        batch_size: users scored at a time; None: as full-ranking evaluation batches them
+            (``protocols.default_batch``, by the model's ``n_items_``).
 
     Returns:
         items (B, k') int64 and scores (B, k') float32 with k' = min(k, n_items). An excluded
@@ -37,6 +41,8 @@ def top_k(
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     users = np.asarray(users, dtype=np.int64).reshape(-1)
+    if batch_size is None:
+        batch_size = default_batch("full", int(getattr(model, "n_items_", 0) or 0))
     # Filled in place, not joined from per-batch pieces: small arrays that outlive a batch
     # fragment the heap between the batches' large score matrices (see protocols.evaluate).
     items_out, scores_out = np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
