@@ -1,7 +1,7 @@
 """Seconds per training epoch at small batches, per optimizer / implementation variant,
 interleaved: NeuMF in RecBole's shape, BPR and Mult-VAE on ML-1M (``ncf`` split, seed 0).
 
-    python benchmarks/bench_step.py [--models neumf bpr multvae] [--repeat 3] [--epochs 2]
+    python benchmarks/bench_step.py [--models neumf bpr bpr-reg0 multvae] [--repeat 3] [--epochs 2]
         [--batch 256] [--multvae-batch 500 256] [--threads 1] [--out FILE]
 
 One measurement is a fresh fit of ``--epochs`` epochs (no validation); its figure is the last
@@ -20,6 +20,9 @@ Models and variants (1 negative per positive for NeuMF and BPR):
   dense embedding gradients (ncflab before ``RowAdam``); ``adam`` the default, ``RowAdam`` with
   sparse row gradients, the same numbers; ``lazy_adam`` the option that updates touched rows
   only (another algorithm).
+- ``bpr-reg0``: BPR at reg = 0 (RecBole's BPR has no L2), ``penalty-built`` the objective with
+  its zero penalty built and back-propagated (before), ``no-penalty`` the default now (the
+  same numbers).
 - ``multvae``: defaults, at each ``--multvae-batch`` (users per step; 500 is the paper's).
   ``full-bag``: the drop-out input with its dropped (zero-weight) entries and PyTorch's
   embedding-bag backward (before); ``kept-bag``: the default, dropped entries left out and the
@@ -34,6 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from harness import emit, load_split, parser, setup
 from torch import nn
 
@@ -44,6 +48,7 @@ from ncflab.models import FitOptions
 from ncflab.models.bpr import BPR
 from ncflab.models.multvae import MultVAE
 from ncflab.models.ncf import NeuMF
+from ncflab.training.layers import lookup
 
 ADAMS = ("adam-dense", "adam", "lazy_adam")
 
@@ -75,6 +80,27 @@ def full_bag() -> Iterator[None]:
 
 
 @contextmanager
+def penalty_built() -> Iterator[None]:
+    """BPR's loss with its L2 penalty built whatever reg is (as before reg = 0 skipped it)."""
+    saved = bpr_module.BPRModule.loss
+
+    def loss(self, users, pos, neg, reg):  # noqa: ANN001, ANN202
+        items = torch.cat([pos[:, None], neg], dim=1)
+        w_u, h = lookup(self.user, users), lookup(self.item, items)
+        x = (w_u[:, None, :] * h).sum(-1)
+        sq = h.square().sum(-1)
+        rank_loss = F.softplus(x[:, 1:] - x[:, :1]).mean()
+        norms = w_u.square().sum(-1) + sq[:, 0] + sq[:, 1:].mean(-1)
+        return rank_loss + 0.5 * reg * norms.mean()
+
+    bpr_module.BPRModule.loss = loss
+    try:
+        yield
+    finally:
+        bpr_module.BPRModule.loss = saved
+
+
+@contextmanager
 def nothing() -> Iterator[None]:
     yield
 
@@ -96,6 +122,10 @@ def cases(args) -> dict[tuple[str, int], dict[str, tuple[Callable, Callable]]]: 
                 )
                 for v in ADAMS
             }
+    if "bpr-reg0" in args.models:
+        make0 = lambda: BPR(**bpr, reg=0.0)  # noqa: E731
+        out["bpr-reg0", batch] = {"penalty-built": (make0, penalty_built),
+                                  "no-penalty": (make0, nothing)}  # fmt: skip
     if "multvae" in args.models:
         for b in args.multvae_batch:
             make = lambda b=b: MultVAE(batch_size=b, epochs=epochs)  # noqa: E731
@@ -117,7 +147,7 @@ def measure(make: Callable, context: Callable, train) -> tuple[float, float, flo
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--models", nargs="+", default=["neumf", "bpr", "multvae"],
-                   choices=["neumf", "bpr", "multvae"])  # fmt: skip
+                   choices=["neumf", "bpr", "bpr-reg0", "multvae"])  # fmt: skip
     p.add_argument("--epochs", type=int, default=2, help="epochs per fit; the last one is timed")
     p.add_argument("--batch", type=int, default=256, help="NeuMF and BPR instances per step")
     p.add_argument("--multvae-batch", type=int, nargs="+", default=[500, 256])

@@ -84,3 +84,27 @@ def test_bad_hyperparameter_is_named(field: str, value: object) -> None:
     train = block_problem()[0]
     with pytest.raises(ValueError, match=field):
         BPR(**{field: value}).fit(train)
+
+
+@pytest.mark.parametrize("item_bias", [False, True])
+def test_no_penalty_at_reg_0_gives_the_penalised_loss_and_gradients(item_bias: bool) -> None:
+    """At reg = 0 the penalty is not built; the loss and every gradient are those of the full
+    objective with its zero penalty added, bitwise."""
+    gen = torch.Generator().manual_seed(0)
+    users, pos = (
+        torch.randint(0, 30, (64,), generator=gen),
+        torch.randint(0, 40, (64,), generator=gen),
+    )
+    neg = torch.randint(0, 40, (64, 3), generator=gen)
+
+    def grads(module: BPRModule, loss: torch.Tensor) -> list[torch.Tensor]:
+        module.zero_grad(set_to_none=True)
+        loss.backward()
+        return [loss.detach()] + [p.grad.to_dense().clone() for p in module.parameters()]
+
+    m = BPRModule(30, 40, 8, 0.1, item_bias, seed=1)
+    got = grads(m, m.loss(users, pos, neg, 0.0))
+    full = m.loss(users, pos, neg, 1.0) - m.loss(users, pos, neg, 0.0)  # the penalty / 2
+    want = grads(m, m.loss(users, pos, neg, 0.0) + 0.0 * full)
+    for g, w in zip(got, want, strict=True):
+        assert torch.equal(g, w)
