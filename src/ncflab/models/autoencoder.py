@@ -125,10 +125,14 @@ class AutoencoderRecommender(Recommender):
         users, items = self.check_candidates(users, items)
         if not decodes_candidates(items, self.n_items_):
             return super().score_items(users, items)
-        user_ae, item_ae = self._components()
         graph = self._graph(self._device())
         u = torch.from_numpy(users).to(graph.device)
-        cand = torch.from_numpy(items).to(graph.device)
+        return self._candidate_scores(graph, u, torch.from_numpy(items).to(graph.device))
+
+    def _candidate_scores(self, graph: RatingGraph, u: torch.Tensor, cand: torch.Tensor):
+        """(B, C) float32 CPU scores of the candidates ``cand`` (B, C) of users ``u`` (B,),
+        decoded at them alone (``score_items``); CDAE and Mult-VAE/DAE override it."""
+        user_ae, item_ae = self._components()
         parts = []
         if user_ae is not None:  # σ(h_u · W^U[:, i] + b_i): the user's hidden layer, C columns
             h = user_ae.eval().hidden(graph.user_bag(u), u)  # (B, H)

@@ -74,8 +74,8 @@ class BPRModule(nn.Module):
         rank_loss = F.softplus(x[:, 1:] - x[:, :1]).mean()
         if reg == 0:
             # No penalty to build: adding its 0 changes no loss or gradient value, and its
-            # branch (squares, sums and their backward) was 30 % of an ML-1M epoch at 256
-            # triplets a step (4.23 -> 3.01 s, the same parameters bitwise; docs/speed.md).
+            # branch (squares, sums and their backward) was a quarter of an ML-1M epoch at 256
+            # triplets a step (4.17 -> 3.09 s, benchmarks/bench_step.py --models bpr-reg0).
             return rank_loss
         sq = h.square().sum(-1)  # (B, 1 + n_neg)
         if b is not None:

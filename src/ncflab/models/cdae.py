@@ -32,13 +32,8 @@ from torch import nn
 
 from ncflab.data.interactions import Interactions
 from ncflab.data.sampling import NegativeSampler
-from ncflab.models.autoencoder import (
-    AutoencoderRecommender,
-    decodes_candidates,
-    is_finite_number,
-)
+from ncflab.models.autoencoder import AutoencoderRecommender, is_finite_number
 from ncflab.models.autoencoder_net import INIT_STD, decode_candidates
-from ncflab.models.base import Recommender
 from ncflab.models.products import mm
 from ncflab.models.sparse_input import RatingGraph, SparseLinear
 from ncflab.training import losses
@@ -199,20 +194,11 @@ class CDAE(AutoencoderRecommender):
         return index, offsets, values * keep / (1.0 - self.corruption)
 
     # ------------------------------------------------------------------- scoring
-    @torch.no_grad()
-    def score_items(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
-        """(B, C) float32 CPU ŷ of candidate ``items`` (B, C) for ``users`` (B,): decoded at
-        the candidates alone where they are a small share of the catalogue (the values of
-        ``score`` there to float rounding; ``autoencoder.decodes_candidates``), else gathered
-        from ``score``."""
-        users, items = self.check_candidates(users, items)
-        if not decodes_candidates(items, self.n_items_):
-            return Recommender.score_items(self, users, items)
+    def _candidate_scores(self, graph: RatingGraph, u: torch.Tensor, cand: torch.Tensor):
+        """ŷ of the candidates ``cand`` (B, C) only (``AutoencoderRecommender.score_items``):
+        σ of the output layer at their columns."""
         module = self.module_.eval()
-        graph = self._graph(self._device())
-        u = torch.from_numpy(users).to(graph.device)
         z = module.hidden(graph.user_bag(u), u)
-        cand = torch.from_numpy(items).to(graph.device)
         return torch.sigmoid(decode_candidates(z, module.weight, module.bias, cand)).float().cpu()
 
     @torch.no_grad()

@@ -45,13 +45,8 @@ import torch
 from torch import nn
 
 from ncflab.data.interactions import Interactions
-from ncflab.models.autoencoder import (
-    AutoencoderRecommender,
-    decodes_candidates,
-    is_finite_number,
-)
+from ncflab.models.autoencoder import AutoencoderRecommender, is_finite_number
 from ncflab.models.autoencoder_net import decode_candidates
-from ncflab.models.base import Recommender
 from ncflab.models.products import mm
 from ncflab.models.sparse_input import Bag, RatingGraph, SparseLinear
 from ncflab.training import losses
@@ -219,21 +214,12 @@ class MultVAE(AutoencoderRecommender):
         return losses.multinomial(module.decode(z), x) + beta * losses.gaussian_kl(mu, logvar)
 
     # ------------------------------------------------------------------- scoring
-    @torch.no_grad()
-    def score_items(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
-        """(B, C) float32 CPU logits of candidate ``items`` (B, C) for ``users`` (B,): decoded
-        at the candidates alone where they are a small share of the catalogue (the values of
-        ``score`` there to float rounding; ``autoencoder.decodes_candidates``), else gathered
-        from ``score``. Logits rank a row's candidates as π does (one normaliser a row)."""
-        users, items = self.check_candidates(users, items)
-        if not decodes_candidates(items, self.n_items_):
-            return Recommender.score_items(self, users, items)
-        graph = self._graph(self._device())
+    def _candidate_scores(self, graph: RatingGraph, u: torch.Tensor, cand: torch.Tensor):
+        """Logits of the candidates ``cand`` (B, C) only (``AutoencoderRecommender.score_items``);
+        logits rank a row's candidates as π does (one normaliser a row)."""
         module = self.module_.eval()
-        mu, _ = module.encode(
-            normalise_bag(graph.user_bag(torch.from_numpy(users).to(graph.device)))
-        )
-        return module.decode_at(mu, torch.from_numpy(items).to(graph.device)).float().cpu()
+        mu, _ = module.encode(normalise_bag(graph.user_bag(u)))
+        return module.decode_at(mu, cand).float().cpu()
 
     @torch.no_grad()
     def score(self, users: np.ndarray) -> torch.Tensor:

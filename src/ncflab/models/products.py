@@ -3,13 +3,13 @@
 Decoders and rankers end in a product whose output rows are a catalogue wide: Mult-VAE's and
 the autoencoders' last layers (n_items or n_users outputs), and every factor model's full
 ranking (user factors × item factorsᵀ). On the CPU, MKL's single-precision GEMM (PyTorch's
-BLAS there) writes an (M, N) product 1.5–3× slower when N is not a multiple of 8 — ML-1M's
+BLAS there) writes an (M, N) product 1.3–1.5× slower when N is not a multiple of 8 — ML-1M's
 3,706 items, the Yelp split's 9,242, its 12,991 users — than the same product written into
 the first N columns of rows N rounded up to a multiple of 8 long (the output's leading
 dimension, 32-byte rows). The values are the same: each output element is the same dot
-product; only where the BLAS stores it changes. (2,048 × 600 @ 600 × 3,706: 60 → 95 GFLOP/s;
-6,040 × 64 @ 64 × 3,706, BPR's full ranking: 29 → 86; bitwise equal. benchmarks/bench_products.py
-measures the widths and the models' steps.)
+product; only where the BLAS stores it changes. (2,048 × 600 @ 600 × 3,706: 62 → 86 GFLOP/s;
+6,040 × 64 @ 64 × 3,706, BPR's full ranking: 28 → 42; bitwise equal;
+benchmarks/bench_products.py, which also measures the models' epochs and rankings.)
 
 ``mm`` returns that view: the shape and values of ``bias + a @ b``, a row stride rounded up.
 Under autograd the product's backward is the usual one, its weight gradient padded the same way.
@@ -31,8 +31,8 @@ def mm(
     a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, *, sigmoid: bool = False
 ) -> torch.Tensor:
     """``bias + a @ b`` (``a`` (M, K), ``b`` (K, N), ``bias`` broadcastable to (M, N), or
-    None), σ of it when
-    ``sigmoid``, as an (M, N) tensor whose rows may be padded (see the module's docstring).
+    None), σ of it when ``sigmoid``, as an (M, N) tensor whose rows may be padded (see the
+    module's docstring).
 
     ``b`` may be any strided (K, N) view, e.g. ``linear.weight.T``. The padding is used for
     float32 CPU tensors whose N is at least MIN_WIDTH and not a multiple of ALIGN; otherwise
@@ -40,12 +40,11 @@ def mm(
     """
     if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"mm needs (M, K) @ (K, N), got {tuple(a.shape)} @ {tuple(b.shape)}")
-    grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (a, b, bias))
     if not _pads(a, b):
         out = torch.mm(a, b) if bias is None else torch.addmm(bias, a, b)
         # σ in place even under autograd: addmm's backward does not read its output.
         return out.sigmoid_() if sigmoid else out
-    if grad:
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (a, b, bias)):
         return _Product.apply(a, b, bias, sigmoid)
     out = _into_padded(a, b, bias)
     return _sigmoid_(out) if sigmoid else out
